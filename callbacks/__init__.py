@@ -1,0 +1,1 @@
+"""Lightning callbacks that own GainAKT's cross-cutting behaviour (schedules, monitoring, checks)."""

@@ -1,0 +1,66 @@
+"""Effective practice EP_t = sum over tau <= t of the gains applied at tau, without a loop over t.
+
+Two vectorised paths:
+- ``accumulate_dense``: a cumulative sum over [B, L, C]; needed when every skill gains every step
+  (``accumulate: all``) or when all skills' mastery is wanted.
+- ``accumulate_gathered``: EP only at the skills one asks about, from gains only at the practised
+  skills. It compares skill ids pairwise over time ([B, L, L] for single-skill data), so its cost
+  does not grow with the number of skills C.
+``accumulate_reference`` is the original per-step loop, kept as the yardstick for tests and the
+benchmark.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def skill_multi_hot(skills: torch.Tensor, num_skills: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[B, L, K] skill ids (-1 = empty slot) -> [B, L, C] 0/1 mask of each step's practised skills."""
+    valid = skills >= 0
+    hot = torch.zeros(*skills.shape[:2], num_skills, dtype=dtype, device=skills.device)
+    return hot.scatter_add_(-1, skills.clamp_min(0), valid.to(dtype)).clamp_max_(1)
+
+
+def scatter_gains(gains: torch.Tensor, skills: torch.Tensor, num_skills: int) -> torch.Tensor:
+    """Place gains of the practised skills ([B, L, K]) into a dense [B, L, C] tensor."""
+    dense = torch.zeros(*skills.shape[:2], num_skills, dtype=gains.dtype, device=gains.device)
+    return dense.scatter_add(-1, skills.clamp_min(0), gains * (skills >= 0))
+
+
+def accumulate_dense(gains: torch.Tensor, practiced: torch.Tensor | None = None) -> torch.Tensor:
+    """EP_t = cumsum of gains (masked to ``practiced`` when given) over time: [B, L, C]."""
+    applied = gains if practiced is None else gains * practiced
+    return applied.cumsum(dim=1)
+
+
+def accumulate_gathered(
+    gains: torch.Tensor, skills: torch.Tensor, targets: torch.Tensor, inclusive: bool = True
+) -> torch.Tensor:
+    """EP at chosen skills, from gains applied only to practised skills.
+
+    Args:
+        gains: [B, L, K] gain applied at step tau to its k-th practised skill.
+        skills: [B, L, K] practised skill ids, -1 for empty slots (their gains are ignored).
+        targets: [B, L, J] skill ids whose EP is wanted at each step t (-1 gives 0).
+        inclusive: sum over tau <= t (mastery after step t) or tau < t (before step t).
+
+    Returns:
+        [B, L, J]: EP_t[targets[b, t, j]].
+    """
+    steps = skills.shape[1]
+    causal = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).tril(0 if inclusive else -1)
+    same = targets[:, :, None, :, None] == skills[:, None, :, None, :]  # [B, t, tau, J, K]
+    same = same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
+    return torch.einsum("btsjk,bsk->btj", same.to(gains.dtype), gains)
+
+
+def accumulate_reference(gains: torch.Tensor, practiced: torch.Tensor | None = None) -> torch.Tensor:
+    """The original code's loop: copy the state at every step and add that step's gains."""
+    state = torch.zeros_like(gains[:, 0])
+    history = []
+    for t in range(gains.shape[1]):
+        state = state.clone()
+        state += gains[:, t] if practiced is None else gains[:, t] * practiced[:, t]
+        history.append(state)
+    return torch.stack(history, dim=1)

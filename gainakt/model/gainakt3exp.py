@@ -1,0 +1,257 @@
+"""GainAKT3Exp: a free transformer (encoder 1) and a gains -> mastery -> prediction path (encoder 2).
+
+Notation: C skills, L steps; position t holds interaction (q_t, r_t); outputs at position t predict
+r_{t+1}, so every output has L - 1 steps.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
+from gainakt.model.encoder import DualStreamEncoder, embed_skill_sets
+from gainakt.model.learning_curve import mastery, mastery_logit
+
+CHOICES = {
+    "gains": ("per_skill", "scalar"),
+    "gains_head": ("linear", "mlp"),
+    "gains_init": ("default", "small"),
+    "attention_bias": ("none", "skill_aware"),
+    "accumulate": ("practiced", "all"),
+    "im_target": ("next", "current"),
+    "aggregate": ("min", "mean"),
+}
+
+
+def _softplus_inverse(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+@dataclass
+class ModelOutput:
+    enc1_logit: torch.Tensor  # [B, L-1] logit of r_{t+1}, encoder 1
+    enc2_logit: torch.Tensor  # [B, L-1] logit of r_{t+1}, encoder 2
+    gain: torch.Tensor  # [B, L, K] gain applied at t to each practised skill of q_t
+    gains_all: torch.Tensor | None  # [B, L, C] every skill's gain, when asked for
+
+
+class GainAKT3Exp(nn.Module):
+    """Dual-encoder knowledge-tracing model; see SPEC.md "Model" for the maths."""
+
+    def __init__(
+        self,
+        num_skills: int,
+        num_students: int = 0,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_blocks: int = 2,
+        d_ff: int = 128,
+        dropout: float = 0.2,
+        max_len: int = 200,
+        gains: str = "per_skill",
+        gains_head: str = "linear",
+        gains_init: str = "default",
+        attention_bias: str = "none",
+        accumulate: str = "practiced",
+        im_target: str = "next",
+        aggregate: str = "min",
+        student_gamma: bool = True,
+        beta_init: float = 2.0,
+        saturation_init: float = 0.8,
+        gamma_init: float = 1.0,
+        offset: float = 2.0,
+        theta_init: float = 0.85,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
+                        accumulate=accumulate, im_target=im_target, aggregate=aggregate)  # fmt: skip
+        for key, value in settings.items():
+            if value not in CHOICES[key]:
+                raise ValueError(f"model.{key}={value!r}; expected one of {', '.join(CHOICES[key])}")
+        if d_model % n_heads:
+            raise ValueError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
+        if im_target == "current":
+            warnings.warn(
+                "model.im_target=current scores m_t[q_t] against r_t, which the token x_t already holds: "
+                "a label leak kept only to reproduce the original numbers",
+                stacklevel=2,
+            )
+        self.num_skills = num_skills
+        self.gains = gains
+        self.accumulate = accumulate
+        self.im_target = im_target
+        self.aggregate = aggregate
+        self.offset = offset
+        self.temperature = temperature
+
+        enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
+                   dropout=dropout, max_len=max_len)  # fmt: skip
+        # Encoder 1: performance.
+        self.encoder1 = DualStreamEncoder(**enc)
+        self.skill_embedding = nn.Embedding(num_skills, d_model)
+        self.enc1_head = nn.Sequential(
+            nn.Linear(3 * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+        )
+        # Encoder 2: interpretable gains and learning curves.
+        self.encoder2 = DualStreamEncoder(**enc)
+        self.skill_bias = nn.Parameter(torch.zeros(num_skills, num_skills)) if attention_bias == "skill_aware" else None
+        body: nn.Module = nn.Identity()
+        if gains_head == "mlp":
+            body = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Dropout(0.1))
+        self.gains_body = body
+        self.gains_out = nn.Linear(d_model, num_skills) if gains == "per_skill" else None
+        if gains_init == "small" and self.gains_out is not None:
+            nn.init.normal_(self.gains_out.weight, mean=0.0, std=0.01)
+            nn.init.zeros_(self.gains_out.bias)
+        self.beta_raw = nn.Parameter(torch.full((num_skills,), _softplus_inverse(beta_init)))
+        self.saturation_raw = nn.Parameter(torch.full((num_skills,), _logit(saturation_init)))
+        self.gamma_raw = (
+            nn.Parameter(torch.full((max(num_students, 1),), _softplus_inverse(gamma_init))) if student_gamma else None
+        )
+        self.theta = nn.Parameter(torch.tensor(float(theta_init)))
+
+    # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
+    def encoder1_parameters(self) -> list[nn.Parameter]:
+        modules = (self.encoder1, self.skill_embedding, self.enc1_head)
+        return [p for m in modules for p in m.parameters()]
+
+    def gains_head_parameters(self) -> list[nn.Parameter]:
+        head = [*self.gains_body.parameters()]
+        return head + ([*self.gains_out.parameters()] if self.gains_out is not None else [])
+
+    def encoder2_parameters(self) -> list[nn.Parameter]:
+        own = {id(p) for p in self.encoder1_parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+    # -- learned curve parameters -----------------------------------------------------------------
+    @property
+    def beta(self) -> torch.Tensor:
+        return nn.functional.softplus(self.beta_raw)
+
+    @property
+    def saturation(self) -> torch.Tensor:
+        return torch.sigmoid(self.saturation_raw)
+
+    @property
+    def gamma(self) -> torch.Tensor | None:
+        return None if self.gamma_raw is None else nn.functional.softplus(self.gamma_raw)
+
+    def student_gamma(self, student: torch.Tensor) -> torch.Tensor:
+        """gamma per batch row: learned for training students, their mean for unseen ones (-1)."""
+        gamma = self.gamma
+        if gamma is None:
+            return torch.ones(student.shape, device=student.device)
+        return torch.where(student >= 0, gamma[student.clamp_min(0)], gamma.mean())
+
+    # -- forward ------------------------------------------------------------------------------------
+    def _attention_bias(self, skills: torch.Tensor) -> torch.Tensor | None:
+        """Learned skill-to-skill scores (mean over skill pairs) plus the causal mask: [B, 1, L, L]."""
+        if self.skill_bias is None:
+            return None
+        valid = skills >= 0
+        pair = skills.clamp_min(0)[:, :, None, :, None] * self.num_skills + skills.clamp_min(0)[:, None, :, None, :]
+        both = valid[:, :, None, :, None] & valid[:, None, :, None, :]
+        scores = self.skill_bias.flatten()[pair] * both
+        scores = scores.sum((-1, -2)) / both.sum((-1, -2)).clamp_min(1)
+        steps = skills.shape[1]
+        future = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).triu(1)
+        return scores.masked_fill(future, float("-inf")).unsqueeze(1)
+
+    def _gains(self, val2: torch.Tensor, skills: torch.Tensor, dense: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Gains at the practised skills [B, L, K] and, if ``dense``, at every skill [B, L, C]."""
+        if self.gains_out is None:  # V0: one scalar per step for the practised skills
+            scalar = torch.sigmoid(torch.relu(val2).mean(-1, keepdim=True))
+            return scalar.expand(skills.shape), scalar.expand(*skills.shape[:2], self.num_skills) if dense else None
+        hidden = self.gains_body(val2)
+        ids = skills.clamp_min(0)
+        at_skills = torch.sigmoid(
+            torch.einsum("bld,blkd->blk", hidden, self.gains_out.weight[ids]) + self.gains_out.bias[ids]
+        )
+        return at_skills, torch.sigmoid(self.gains_out(hidden)) if dense else None
+
+    def effective_practice(
+        self, gain: torch.Tensor, gains_all: torch.Tensor | None, skills: torch.Tensor, targets: torch.Tensor,
+        inclusive: bool,
+    ) -> torch.Tensor:  # fmt: skip
+        """EP_t (or EP_{t-1} when not ``inclusive``) at ``targets`` skill ids: [B, L, J]."""
+        if self.accumulate == "practiced":
+            return accumulate_gathered(gain, skills, targets, inclusive)
+        assert gains_all is not None
+        ep = accumulate_dense(gains_all)
+        if not inclusive:
+            ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
+        return ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
+
+    def skill_mastery(self, ep: torch.Tensor, targets: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        ids = targets.clamp_min(0)
+        gamma = self.student_gamma(student)[:, None, None]
+        return mastery(ep, self.beta[ids], gamma, self.saturation[ids], self.offset)
+
+    def encode2(self, skills: torch.Tensor, responses: torch.Tensor, need_all_gains: bool):
+        """Encoder 2 up to the gains: (gain at practised skills, gains of all skills or None)."""
+        _, val2 = self.encoder2(skills, responses, self._attention_bias(skills))
+        dense = need_all_gains or self.accumulate == "all"
+        return self._gains(val2, skills, dense)
+
+    def forward(
+        self, skills: torch.Tensor, responses: torch.Tensor, student: torch.Tensor, need_all_gains: bool = False
+    ) -> ModelOutput:
+        """Predict r_{t+1} for t = 0..L-2 with both encoders.
+
+        Args:
+            skills: [B, L, K] skill ids, -1 for empty slots and padding.
+            responses: [B, L] 0/1.
+            student: [B] training-student slot for gamma, -1 for unseen students.
+            need_all_gains: also return every skill's gain (for the variance loss).
+        """
+        ctx1, val1 = self.encoder1(skills, responses)
+        nxt = skills[:, 1:]
+        next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
+        enc1_logit = self.enc1_head(torch.cat([ctx1[:, :-1], val1[:, :-1], next_skill], -1)).squeeze(-1)
+
+        gain, gains_all = self.encode2(skills, responses, need_all_gains)
+        if self.im_target == "next":
+            targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
+            ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, :-1]
+        else:  # the original's leaky target: mastery after seeing r_{t+1}
+            targets = skills
+            ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
+        m = self.skill_mastery(ep, nxt, student)
+        enc2_logit = mastery_logit(m, nxt >= 0, self.theta, self.temperature, self.aggregate)
+        return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
+
+    @torch.no_grad()
+    def mastery_all_skills(self, skills: torch.Tensor, responses: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """Mastery of every skill after each step, m_t[s]: [B, L, C] (for checks, not training)."""
+        gain, gains_all = self.encode2(skills, responses, need_all_gains=True)
+        assert gains_all is not None
+        if self.accumulate == "practiced":
+            ep = accumulate_dense(scatter_gains(gain, skills, self.num_skills))
+        else:
+            ep = accumulate_dense(gains_all)
+        gamma = self.student_gamma(student)[:, None, None]
+        return mastery(ep, self.beta, gamma, self.saturation, self.offset)
+
+    @torch.no_grad()
+    def practised_trace(
+        self, skills: torch.Tensor, responses: torch.Tensor, student: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Per step, for the interaction's own skills: gain, mastery before and after ([B, L, K])."""
+        gain, gains_all = self.encode2(skills, responses, need_all_gains=False)
+        before = self.effective_practice(gain, gains_all, skills, skills, inclusive=False)
+        after = self.effective_practice(gain, gains_all, skills, skills, inclusive=True)
+        return {
+            "gain": gain,
+            "mastery_before": self.skill_mastery(before, skills, student),
+            "mastery_after": self.skill_mastery(after, skills, student),
+        }

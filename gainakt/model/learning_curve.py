@@ -1,0 +1,41 @@
+"""Sigmoid learning curve and encoder 2's response prediction, as pure functions."""
+
+from __future__ import annotations
+
+import torch
+
+
+def mastery(
+    effective_practice: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: torch.Tensor,
+    saturation: torch.Tensor,
+    offset: float,
+) -> torch.Tensor:
+    """m = M_sat * sigmoid(beta * gamma * EP - offset).
+
+    Monotone non-decreasing in EP as long as beta * gamma >= 0 and M_sat >= 0, which the model
+    guarantees by parameterising them through softplus and sigmoid. Arguments broadcast.
+    """
+    return saturation * torch.sigmoid(beta * gamma * effective_practice - offset)
+
+
+def mastery_logit(
+    skill_mastery: torch.Tensor, valid: torch.Tensor, theta: torch.Tensor, temperature: float, aggregate: str
+) -> torch.Tensor:
+    """Logit of a correct answer from the mastery of the question's skills.
+
+    Args:
+        skill_mastery: [..., K] mastery of each of the question's skills (slots beyond its skills
+            are ignored through ``valid``).
+        theta: mastery threshold, clamped to [0, 1].
+        aggregate: ``min`` (every skill must be mastered) or ``mean``.
+    """
+    if aggregate == "min":
+        agg = skill_mastery.masked_fill(~valid, float("inf")).amin(-1)
+        agg = torch.where(valid.any(-1), agg, torch.zeros_like(agg))
+    elif aggregate == "mean":
+        agg = (skill_mastery * valid).sum(-1) / valid.sum(-1).clamp_min(1)
+    else:
+        raise ValueError(f"aggregate must be 'min' or 'mean', got {aggregate!r}")
+    return (agg - theta.clamp(0.0, 1.0)) / temperature

@@ -1,0 +1,41 @@
+"""The run summary: what goes into ``summary.json`` and the table printed at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+METRIC_KEYS = [f"{split}/{enc}_{metric}" for split in ("val", "test") for enc in ("enc1", "enc2") for metric in ("auc", "acc")]
+
+
+def best_epoch_row(rows: list[dict[str, float]], monitor: str = "val/enc1_auc") -> dict[str, float] | None:
+    """The epoch row with the highest ``monitor`` (the first of equals, as ModelCheckpoint keeps)."""
+    scored = [row for row in rows if monitor in row]
+    if not scored:
+        return None
+    return max(scored, key=lambda row: (row[monitor], -row["epoch"]))
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A few lines: AUC and accuracy per split and encoder, then timing."""
+    lines = [f"{'':10}{'AUC':>8}{'ACC':>8}"]
+    for split in ("val", "test"):
+        for enc in ("enc1", "enc2"):
+            auc, acc = summary.get(f"{split}/{enc}_auc"), summary.get(f"{split}/{enc}_acc")
+            if auc is None and acc is None:
+                continue
+            lines.append(f"{split + ' ' + enc:10}{_fmt(auc):>8}{_fmt(acc):>8}")
+    extras = []
+    if "best_epoch" in summary:
+        extras.append(f"best epoch {summary['best_epoch']} of {summary.get('epochs_run', '?')}")
+    if summary.get("train_seconds"):
+        extras.append(f"{summary['train_seconds']:.1f} s training")
+    if summary.get("interactions_per_second"):
+        extras.append(f"{summary['interactions_per_second']:,.0f} interactions/s")
+    if extras:
+        lines.append(", ".join(extras))
+    lines.append(f"status: {summary.get('status', '?')}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
