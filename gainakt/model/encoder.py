@@ -35,7 +35,6 @@ class DualStreamBlock(nn.Module):
         self.norm_ffn = nn.LayerNorm(d_model)
         self.norm_value = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
-        self.attn_dropout = dropout
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, steps, d = x.shape
@@ -46,11 +45,12 @@ class DualStreamBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, steps, d = ctx.shape
         q, k, v = self._heads(self.query(ctx)), self._heads(self.key(ctx)), self._heads(self.value(val))
-        p = self.attn_dropout if self.training else 0.0
+        # Dropout acts on the block's outputs, not on attention weights: a [B, H, L, L] mask per
+        # block costs more than the rest of the block on a CPU.
         if bias is None:
-            attn = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         attn = self.dropout(self.out(attn.transpose(1, 2).reshape(b, steps, d)))
         ctx = self.norm_attn(ctx + attn)
         ctx = self.norm_ffn(ctx + self.dropout(self.ffn(ctx)))
