@@ -59,6 +59,8 @@ def read_pykt(root: str | Path | None) -> InteractionData:
                     "expected one response per concept"
                 )
             keep = [i for i, s in enumerate(skills) if s != [-1]]  # pykt pads windows with -1
+            if any(responses[i] == -1 for i in keep):
+                raise DataError(f"{path}, line {line}: response -1 for a real concept; expected 0 or 1")
             skill_seqs.append([skills[i] for i in keep])
             response_seqs.append([responses[i] for i in keep])
             folds.append(fold)
