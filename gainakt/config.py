@@ -1,20 +1,62 @@
-"""Hydra plumbing shared by the entry points: resolvers and config-path location."""
+"""Hydra plumbing shared by the entry points: resolvers, config location, resume and re-run."""
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gainakt.errors import ConfigError
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-def register_resolvers() -> None:
-    """``${gainakt_uid:}``: a short random id, cached per config so a run folder name is stable.
+def continued_run(resume: str | None, ckpt_path: str | None) -> str | None:
+    """The run folder a command continues: ``resume``, or the one holding ``ckpt_path``'s checkpoints/."""
+    if resume:
+        return str(resume)
+    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
+        return str(Path(ckpt_path).parent.parent)
+    return None
 
-    Hydra copies the cache from the sweep config into each job's, so all jobs of one sweep agree
-    on the sweep folder, while two runs started in the same second get different folders.
+
+def register_resolvers() -> None:
+    """Resolvers used by conf/config.yaml's ``hydra`` block.
+
+    ``${gainakt_uid:}`` is a short random id, cached per config so a folder name is stable; Hydra
+    copies the cache into each sweep job, so jobs agree on the sweep folder while two runs started
+    in the same second get different folders. ``${gainakt_run_dir:resume,ckpt_path,new}`` and
+    ``${gainakt_output_subdir:resume,ckpt_path}`` make a resumed run write into its old folder
+    without overwriting the saved Hydra config of the original command.
     """
-    if not OmegaConf.has_resolver("gainakt_uid"):
-        OmegaConf.register_new_resolver("gainakt_uid", lambda: secrets.token_hex(3), use_cache=True)
+    if OmegaConf.has_resolver("gainakt_uid"):
+        return
+    OmegaConf.register_new_resolver("gainakt_uid", lambda: secrets.token_hex(3), use_cache=True)
+    OmegaConf.register_new_resolver(
+        "gainakt_run_dir", lambda resume, ckpt, new: continued_run(resume, ckpt) or new
+    )
+    OmegaConf.register_new_resolver(
+        "gainakt_output_subdir", lambda resume, ckpt: None if continued_run(resume, ckpt) else ".hydra"
+    )
+
+
+def saved_overrides(run_dir: str | Path) -> list[str]:
+    """The command-line overrides a run was started with (Hydra keeps them in .hydra/overrides.yaml)."""
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: expected a run folder written by python -m gainakt.train")
+    overrides = OmegaConf.load(path)
+    if not isinstance(overrides, ListConfig):
+        raise ConfigError(f"{path}: expected a list of overrides")
+    return [str(o) for o in overrides]
+
+
+def recompose(saved: list[str], current: list[str], drop: tuple[str, ...]) -> DictConfig:
+    """Compose the config of a saved run with this command's overrides on top (they win)."""
+    from hydra import compose
+
+    mine = [o for o in current if not o.split("=", 1)[0].lstrip("+~") in drop]
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in mine}
+    theirs = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys | set(drop)]
+    return compose(config_name="config", overrides=theirs + mine)

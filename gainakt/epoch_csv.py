@@ -53,11 +53,6 @@ class EpochCSVLogger(Logger):
         self.rows.setdefault(epoch, {"epoch": epoch}).update(values)
         self._write()
 
-    def truncate(self, epochs: int) -> None:
-        """Forget rows from epoch ``epochs`` on (a resumed run logs them again)."""
-        self.rows = {e: row for e, row in self.rows.items() if e < epochs}
-        self._write()
-
     def _write(self) -> None:
         columns = ["epoch"] + sorted({k for row in self.rows.values() for k in row} - {"epoch"})
         buffer = io.StringIO()

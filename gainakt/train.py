@@ -2,6 +2,7 @@
 
 Writes into its run folder: config.yaml (resolved), TensorBoard events, metrics.csv,
 checkpoints/{best,last}.ckpt and summary.json; prints ``Run folder: <path>`` first and last.
+``resume=<run>`` continues a run in its folder; ``rerun=<run>`` repeats it in a new one.
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.checkpoint_io import AtomicCheckpointIO
+from gainakt.config import CONFIG_DIR, recompose, register_resolvers, saved_overrides
 from gainakt.epoch_csv import read_epoch_rows
-from gainakt.errors import GainAKTError
+from gainakt.errors import ConfigError, GainAKTError
 from gainakt.io import write_json_atomic, write_text_atomic
 from gainakt.summary import METRIC_KEYS, best_epoch_row, format_table
+from gainakt.validation import validate_config
 
 log = logging.getLogger(__name__)
 
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+EXIT_FAILED = 2
+EXIT_INTERRUPTED = 130
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -41,6 +48,15 @@ def _find(callbacks: list[Any], kind: type) -> Any | None:
     return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
+def _resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``ckpt_path``, or the ``resume`` folder's last.ckpt; a missing file is a config error."""
+    path = cfg.ckpt_path or (str(Path(cfg.resume) / "checkpoints" / "last.ckpt") if cfg.resume else None)
+    if path is not None and not Path(path).is_file():
+        key = "ckpt_path" if cfg.ckpt_path else "resume"
+        raise ConfigError(f"{key}: checkpoint {path} does not exist")
+    return path
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write the run folder. Returns the summary."""
     from callbacks.throughput import Throughput
@@ -50,7 +66,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"Run folder: {run_dir}", flush=True)
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg.seed}
+    trainer: L.Trainer | None = None
     try:
+        validate_config(cfg)
+        ckpt_path = _resume_checkpoint(cfg)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
@@ -58,10 +77,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.setup("fit")
         model = instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
         callbacks = _instantiate_all(cfg.callbacks)
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.logger))
+        trainer = instantiate(
+            cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.logger), plugins=[AtomicCheckpointIO()]
+        )
 
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         summary["train_seconds"] = time.perf_counter() - start
         summary["epochs_run"] = trainer.current_epoch
 
@@ -83,6 +104,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except GainAKTError as exc:
         summary.update(status="failed", error=str(exc))
         print(f"error: {exc}", file=sys.stderr, flush=True)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        summary.update(status="interrupted", error=f"stopped by {type(exc).__name__}")
+        if trainer is not None:
+            summary["epoch_reached"] = trainer.current_epoch
+        print(f"interrupted: checkpoints/last.ckpt holds the state; continue with resume={run_dir}", file=sys.stderr)
+    except Exception as exc:
+        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         write_json_atomic(run_dir / "summary.json", summary)
         print(format_table(summary), flush=True)
@@ -90,14 +119,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _continued_config(cfg: DictConfig) -> DictConfig:
+    """For ``resume=``/``rerun=``: the saved run's overrides, with this command's on top."""
+    folder = cfg.resume or cfg.rerun
+    if cfg.resume and cfg.rerun:
+        raise ConfigError("resume and rerun: give one of them, not both")
+    current = list(HydraConfig.get().overrides.task)
+    composed = recompose(saved_overrides(folder), current, drop=("resume", "rerun", "ckpt_path"))
+    if cfg.resume:
+        composed.resume = str(folder)
+    return composed
+
+
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    try:
+        if cfg.resume or cfg.rerun:
+            cfg = _continued_config(cfg)
+    except GainAKTError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_FAILED)
     summary = train(cfg)
     if summary["status"] != "completed" and HydraConfig.get().mode != RunMode.MULTIRUN:
-        sys.exit(2)
+        sys.exit(EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_FAILED)
     return summary.get("test/enc1_auc")
 
 

@@ -27,6 +27,7 @@ TINY = [
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=2",
     "+trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
     "callbacks.progress_bar=null",
 ]
 
@@ -53,3 +54,16 @@ def tiny_config(tmp_path: Path):
         return compose_config(tmp_path / "run", list(overrides))
 
     return make
+
+
+def run_cli(module: str, args: list[str], cwd: Path, timeout: float = 300, **popen: object):
+    """Run ``python -m <module> <args>`` in ``cwd`` as a user would, with the tiny test sizes."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        **popen,
+    )  # fmt: skip

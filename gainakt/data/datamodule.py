@@ -74,14 +74,11 @@ class LengthBucketBatchSampler(BatchSampler):
         lengths: np.ndarray,
         shuffle: bool,
         pool_batches: int = 50,
-        seed: int = 0,
     ) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.lengths = lengths
         self.shuffle = shuffle
         self.pool_batches = pool_batches
-        self.seed = seed
-        self.epoch = 0
 
     def __iter__(self) -> Iterator[list[int]]:
         order = np.fromiter(iter(self.sampler), dtype=np.int64)
@@ -93,9 +90,8 @@ class LengthBucketBatchSampler(BatchSampler):
             batches.extend(chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        if self.shuffle:
-            np.random.default_rng(self.seed + self.epoch).shuffle(batches)
-            self.epoch += 1
+        if self.shuffle:  # torch's generator, like RandomSampler: seeded by seed_everything, restored on resume
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
         return iter(batches)
 
 
@@ -124,7 +120,6 @@ class KTDataModule(L.LightningDataModule):
         bucketing: bool = True,
         num_workers: int = 0,
         cache_dir: str | None = None,
-        seed: int = 0,
         synthetic: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -138,7 +133,6 @@ class KTDataModule(L.LightningDataModule):
         self.bucketing = bucketing
         self.num_workers = num_workers
         self.cache_dir = cache_dir
-        self.seed = seed
         self.options = dict(synthetic or {}) if format == "synthetic" else {}
         self.data: InteractionData | None = None
         self.datasets: dict[str, WindowDataset] = {}
@@ -171,7 +165,7 @@ class KTDataModule(L.LightningDataModule):
         sampler: Sampler[int] = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
         if self.bucketing:
             batch_sampler: BatchSampler = LengthBucketBatchSampler(
-                sampler, batch_size, False, dataset.windows.length, shuffle=shuffle, seed=self.seed
+                sampler, batch_size, False, dataset.windows.length, shuffle=shuffle
             )
         else:
             batch_sampler = BatchSampler(sampler, batch_size, False)

@@ -45,6 +45,7 @@ class GainAKTModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.gains_lr_mult = gains_lr_mult
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
+        self.last_loss_terms: dict[str, torch.Tensor] = {}
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{enc}": MetricCollection(
@@ -81,6 +82,8 @@ class GainAKTModule(L.LightningModule):
             assert out.gains_all is not None
             terms["var"] = gain_variance_loss(out.gains_all, batch["mask"])
         total = weighted_total(terms, self.loss_weights)
+        if split == "train":
+            self.last_loss_terms = {name: value.detach() for name, value in terms.items()}
         n = int(scored.sum())
         for name, value in terms.items():
             self.log(f"{split}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)

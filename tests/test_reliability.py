@@ -1,0 +1,152 @@
+"""Resume, interruption, non-finite loss, determinism, re-runs, atomic outputs and config checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gainakt.errors import ConfigError
+from gainakt.io import atomic_path, write_json_atomic
+from gainakt.summary import METRIC_KEYS
+from gainakt.train import train
+from gainakt.validation import validate_config
+
+from .conftest import TINY, compose_config, run_cli
+
+STEADY = ["callbacks.early_stopping=null", "trainer.limit_train_batches=3"]
+
+
+def _metrics(run: Path) -> dict:
+    summary = json.loads((run / "summary.json").read_text())
+    return {k: summary[k] for k in METRIC_KEYS}
+
+
+def _epoch_rows(run: Path) -> list[str]:
+    lines = (run / "metrics.csv").read_text().splitlines()
+    return [line for line in lines]
+
+
+def test_resumed_run_matches_uninterrupted_run(tmp_path):
+    whole = tmp_path / "whole"
+    train(compose_config(whole, [*STEADY, "trainer.max_epochs=4"]))
+    part = tmp_path / "part"
+    train(compose_config(part, [*STEADY, "trainer.max_epochs=2"]))
+    assert len(_epoch_rows(part)) == 1 + 2
+    resumed = train(
+        compose_config(part, [*STEADY, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}"])
+    )
+    assert resumed["status"] == "completed" and resumed["epochs_run"] == 4
+    assert _epoch_rows(part) == _epoch_rows(whole)  # appended, and equal row for row
+    assert _metrics(part) == _metrics(whole)
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    first = train(compose_config(tmp_path / "a", ["trainer.max_epochs=2"]))
+    second = train(compose_config(tmp_path / "b", ["trainer.max_epochs=2"]))
+    assert {k: first[k] for k in METRIC_KEYS} == {k: second[k] for k in METRIC_KEYS}
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    overrides = ["trainer.max_epochs=5", "optim.lr=1e12", "callbacks.early_stopping=null", "trainer.limit_train_batches=1"]
+    summary = train(compose_config(run, overrides))  # one absurd step per epoch: epoch 0 ends, epoch 1 diverges
+    assert summary["status"] == "failed"
+    assert "non-finite training loss at epoch 1, step 1" in summary["error"]
+    assert "im=nan" in summary["error"] or "bce=nan" in summary["error"]
+    assert "Traceback" not in capsys.readouterr().err
+    # the checkpoint on disk is the last good one: finite weights
+    import torch
+
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.d_model=-8", "model.d_model"),
+        ("model.n_heads=3", "model.n_heads"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("model.accumulate=sometimes", "model.accumulate"),
+        ("optim.lr=fast", "optim.lr"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path, override, key):
+    cfg = compose_config(tmp_path, [override])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate_config(cfg)
+
+
+def test_fold_outside_range_stops_before_training(tmp_path):
+    summary = train(compose_config(tmp_path / "run", ["data.fold=9"]))
+    assert summary["status"] == "failed" and "data.fold=9" in summary["error"]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_atomic_write_leaves_old_file_on_crash(tmp_path):
+    target = tmp_path / "summary.json"
+    write_json_atomic(target, {"status": "completed"})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text('{"status": "trunc')
+            raise RuntimeError("crash between write and rename")
+    assert json.loads(target.read_text()) == {"status": "completed"}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def _tiny_cli(run_dir: Path, *extra: str) -> list[str]:
+    return [*TINY, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", *extra]
+
+
+def test_rerun_reproduces_a_run_from_its_folder(tmp_path):
+    first = tmp_path / "first"
+    done = run_cli("gainakt.train", _tiny_cli(first, "seed=3"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == f"Run folder: {first}"
+    again = run_cli("gainakt.train", [f"rerun={first}", f"hydra.run.dir={tmp_path / 'again'}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _metrics(tmp_path / "again") == _metrics(first)
+
+
+def test_ctrl_c_saves_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    args = [*TINY, "trainer.max_epochs=1000", "trainer.limit_train_batches=null", "callbacks.early_stopping=null",
+            f"hydra.run.dir={run}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "gainakt.train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert (run / "metrics.csv").is_file(), "no epoch finished in time"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epoch_reached"] >= 0
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert not [p for p in run.rglob("*.tmp")], "half-written files left behind"
+    assert out.strip().splitlines()[-1] == f"Run folder: {run}"
+
+    reached = summary["epoch_reached"]
+    resumed = run_cli("gainakt.train", [f"resume={run}", f"trainer.max_epochs={reached + 2}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == reached + 2
+    assert (run / ".hydra" / "overrides.yaml").read_text().count("max_epochs=1000") == 1  # original kept
+
+
+def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
+    done = run_cli("gainakt.train", ["-m", *TINY, "model.n_heads=2,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                   cwd=tmp_path)  # fmt: skip
+    statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/summary.json"))
+    assert statuses == ["completed", "failed"], done.stderr[-2000:]
