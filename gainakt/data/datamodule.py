@@ -99,13 +99,14 @@ class KTDataModule(L.LightningDataModule):
     """Knowledge-tracing data under the pykt protocol.
 
     Args:
-        format: reader name (``synthetic``, ``pykt``).
-        root: dataset folder for file formats.
+        format: reader name (``synthetic``, ``auto``, or a file format of ``loading.FORMATS``).
+        root: dataset folder (or file) for file formats.
         fold: validation fold; test is the source's (or the protocol's) held-out students.
         window: maximum window length (pykt: 200).
         min_length: windows shorter than this are dropped (pykt: 3).
         bucketing: pad each batch to its longest window instead of to ``window``.
         synthetic: simulator options (``format=synthetic`` only).
+        reader: file-format reader and split options (every format but ``synthetic``).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class KTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         synthetic: dict[str, Any] | None = None,
+        reader: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.format = format
@@ -133,7 +135,7 @@ class KTDataModule(L.LightningDataModule):
         self.bucketing = bucketing
         self.num_workers = num_workers
         self.cache_dir = cache_dir
-        self.options = dict(synthetic or {}) if format == "synthetic" else {}
+        self.options = dict(synthetic or {}) if format == "synthetic" else dict(reader or {})
         self.data: InteractionData | None = None
         self.datasets: dict[str, WindowDataset] = {}
 
@@ -145,7 +147,8 @@ class KTDataModule(L.LightningDataModule):
         if self.data is not None:
             return
         self.data = load_dataset(self.format, self.root, self.options, self.cache_dir)
-        students = split_students(self.data, self.fold)
+        self.students = split_students(self.data, self.fold)
+        students = self.students
         slot = np.full(self.data.num_students, -1, dtype=np.int64)
         slot[students["train"]] = np.arange(len(students["train"]))
         pad_to = None if self.bucketing else self.window

@@ -15,6 +15,10 @@ import numpy as np
 TEST_FOLD = -1
 """Value of ``fold`` that marks a held-out test student (pykt's convention)."""
 
+UNASSIGNED = -2
+"""Value of ``fold`` a reader gives a student its source does not place in a fold; the protocol
+assigns one (see :func:`gainakt.data.protocol.complete_folds`)."""
+
 
 @dataclass
 class InteractionData:
@@ -33,6 +37,10 @@ class InteractionData:
     problems: np.ndarray | None = None  # [N] int32 problem index, if the source has problems
     num_problems: int = 0
     truth: dict[str, np.ndarray] = field(default_factory=dict)  # simulator ground truth, if any
+    skill_ids: np.ndarray | None = None  # [C] original id (or name) of each skill index, if known
+    problem_ids: np.ndarray | None = None  # [P] original id of each problem index, if known
+    rotating_test: bool = False  # folds are a K-way partition: fold k tests, fold k+1 validates (AKT)
+    adjusted: dict[str, int] = field(default_factory=dict)  # rows a reader dropped or changed, by reason
 
     def __post_init__(self) -> None:
         if self.skills.ndim != 2:
@@ -65,10 +73,16 @@ class InteractionData:
             "responses": self.responses,
             "fold": self.fold,
             "student_ids": self.student_ids.astype(str),
-            "meta": np.array([self.num_skills, self.num_problems], dtype=np.int64),
+            "meta": np.array([self.num_skills, self.num_problems, int(self.rotating_test)], dtype=np.int64),
         }
         if self.problems is not None:
             arrays["problems"] = self.problems
+        if self.skill_ids is not None:
+            arrays["skill_ids"] = self.skill_ids.astype(str)
+        if self.problem_ids is not None:
+            arrays["problem_ids"] = self.problem_ids.astype(str)
+        for key, count in self.adjusted.items():
+            arrays[f"adjusted__{key}"] = np.array(count, dtype=np.int64)
         for key, value in self.truth.items():
             arrays[f"truth__{key}"] = value
         with atomic_path(path) as tmp:
@@ -78,8 +92,9 @@ class InteractionData:
     @classmethod
     def load(cls, path: Path) -> InteractionData:
         with np.load(path, allow_pickle=False) as z:
-            num_skills, num_problems = (int(v) for v in z["meta"])
+            num_skills, num_problems, rotating_test = (int(v) for v in z["meta"])
             truth = {k.removeprefix("truth__"): z[k] for k in z.files if k.startswith("truth__")}
+            adjusted = {k.removeprefix("adjusted__"): int(z[k]) for k in z.files if k.startswith("adjusted__")}
             return cls(
                 offsets=z["offsets"],
                 skills=z["skills"],
@@ -90,6 +105,10 @@ class InteractionData:
                 problems=z["problems"] if "problems" in z.files else None,
                 num_problems=num_problems,
                 truth=truth,
+                skill_ids=z["skill_ids"] if "skill_ids" in z.files else None,
+                problem_ids=z["problem_ids"] if "problem_ids" in z.files else None,
+                rotating_test=bool(rotating_test),
+                adjusted=adjusted,
             )
 
 

@@ -1,117 +1,191 @@
 """Reader for pykt-toolkit processed data: ``train_valid.csv`` (with ``fold``) and ``test.csv``.
 
 One row per student, full sequence in log order; ``concepts`` and ``responses`` are comma lists and
-a multi-skill interaction joins its skills with ``_`` (pykt's convention). Test rows get fold -1.
+a multi-skill interaction joins its skills with ``_`` (pykt's convention); a ``questions`` column, if
+present and not ``NA``, gives problem ids. Without the full files, pykt's ``train_valid_sequences.csv``
+/ ``test_sequences.csv`` are read instead: there a long sequence is cut into rows of at most 200,
+padded with -1, and the rows of one ``uid`` are joined back in order. Test rows get fold -1.
+``keyid2idx.json``, when present, gives the original user and skill ids.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from gainakt.data.interactions import TEST_FOLD, InteractionData, from_sequences
+import numpy as np
+
+from gainakt.data.interactions import TEST_FOLD, InteractionData
+from gainakt.data.parsing import (
+    check_ids,
+    check_responses,
+    check_same_lengths,
+    folder,
+    int_lists,
+    pack,
+    read_text,
+    renumber,
+    skill_range,
+    split_list,
+)
 from gainakt.errors import DataError
 
-FILES = ("train_valid.csv", "test.csv")
+FULL = ("train_valid.csv", "test.csv")
+SEQUENCES = ("train_valid_sequences.csv", "test_sequences.csv")
+KEYS = "keyid2idx.json"
 OBTAIN = (
-    "ASSISTments 2015 in pykt format is produced by pykt-toolkit's data preprocessing "
-    "(https://github.com/pykt-team/pykt-toolkit, data/assist2015/); see README.md, 'Real datasets'."
+    "pykt-format data is produced by pykt-toolkit's data preprocessing "
+    "(https://github.com/pykt-team/pykt-toolkit, e.g. data/assist2015/); see README.md, 'Datasets'."
 )
 REQUIRED_COLUMNS = ("fold", "uid", "concepts", "responses")
+EXPECTED = f"a pykt CSV with columns {','.join(REQUIRED_COLUMNS)}"
+OPTIONS = ("skill_range",)
+PAD = -1
 
 
-def required_files(root: str | Path | None) -> list[Path]:
+def files(root: str | Path | None) -> list[Path]:
     """The files this reader needs, failing with a message that says where to get them."""
-    if root in (None, ""):
-        raise DataError(
-            "data.root is not set: expected a folder holding "
-            f"{' and '.join(FILES)}. {OBTAIN} Pass it as data.root=/path/to/folder."
-        )
-    folder = Path(root).expanduser()
-    paths = [folder / name for name in FILES]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise DataError(
-            f"expected file {missing[0]} (data.root={root}) but it does not exist. "
-            f"A pykt dataset folder holds {' and '.join(FILES)}. {OBTAIN}"
-        )
-    return paths
+    path = folder(root, f"a folder holding {' and '.join(FULL)}. {OBTAIN}")
+    for names in (FULL, SEQUENCES):
+        if all((path / n).is_file() for n in names):
+            return [path / n for n in names] + ([path / KEYS] if (path / KEYS).is_file() else [])
+    raise DataError(
+        f"expected file {path / FULL[0]} (data.root={root}) but it does not exist. "
+        f"A pykt dataset folder holds {' and '.join(FULL)} (or {' and '.join(SEQUENCES)}). {OBTAIN}"
+    )
 
 
-def read_pykt(root: str | Path | None) -> InteractionData:
+def detect(root: Path) -> bool:
+    return root.is_dir() and any(all((root / n).is_file() for n in names) for names in (FULL, SEQUENCES))
+
+
+@dataclass
+class _File:
+    """One parsed pykt file, one entry per interaction slot (padding included until dropped)."""
+
+    uids: list[str]  # [R] per CSV row
+    fold: np.ndarray  # [R]
+    row: np.ndarray  # [N] CSV row of each slot
+    skills: np.ndarray  # [N, K], -1 padded
+    responses: np.ndarray  # [N]
+    problems: np.ndarray | None  # [N]
+
+
+def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
     """Read both files of a pykt folder into one dataset, keeping pykt's folds and test split."""
-    skill_seqs: list[list[list[int]]] = []
-    response_seqs: list[list[int]] = []
-    folds: list[int] = []
-    uids: list[str] = []
-    for path in required_files(root):
-        for line, row in _rows(path):
-            fold = _int(row["fold"], path, line, "fold")
-            if path.name == "test.csv":
-                fold = TEST_FOLD
-            elif fold < 0:
-                raise DataError(f"{path}, line {line}: fold {fold} in train_valid.csv; expected 0 or more")
-            skills = [_skill_set(tok, path, line) for tok in _split(row["concepts"])]
-            responses = [_response(tok, path, line) for tok in _split(row["responses"])]
-            if len(skills) != len(responses):
-                raise DataError(
-                    f"{path}, line {line}: {len(skills)} concepts but {len(responses)} responses; "
-                    "expected one response per concept"
-                )
-            keep = [i for i, s in enumerate(skills) if s != [-1]]  # pykt pads windows with -1
-            if any(responses[i] == -1 for i in keep):
-                raise DataError(f"{path}, line {line}: response -1 for a real concept; expected 0 or 1")
-            skill_seqs.append([skills[i] for i in keep])
-            response_seqs.append([responses[i] for i in keep])
-            folds.append(fold)
-            uids.append(row["uid"])
-    if not uids:
-        raise DataError(f"{root}: no students found in {' or '.join(FILES)}")
-    num_skills = 1 + max(s for seq in skill_seqs for ss in seq for s in ss)
-    return from_sequences(skill_seqs, response_seqs, folds, num_skills, uids)
+    paths = files(root)
+    parsed = [_read_file(path, skill_range(options)) for path in paths[:2]]
+    width = max(f.skills.shape[1] for f in parsed)
+    student_ids: list[str] = []
+    fold, student, keep_problems = [], [], all(f.problems is not None for f in parsed)
+    for f in parsed:
+        # rows of one uid (pykt's sequence files cut a student into several rows) become one student
+        first_row: dict[str, int] = {}
+        for i, uid in enumerate(f.uids):
+            first_row.setdefault(uid, i)
+        index = {uid: len(student_ids) + i for i, uid in enumerate(first_row)}
+        student.append(np.array([index[u] for u in f.uids], dtype=np.int64)[f.row])
+        fold.append(f.fold[list(first_row.values())])
+        student_ids.extend(first_row)
+    student_of = np.concatenate(student)
+    order = np.argsort(student_of, kind="stable")
+    skills = np.concatenate([np.pad(f.skills, ((0, 0), (0, width - f.skills.shape[1])), constant_values=PAD)
+                             for f in parsed])[order]
+    skill_index, skill_values = renumber(skills)
+    if skill_values[0] == PAD:  # keep -1 as the padding of a skill set, not a skill
+        skill_index, skill_values = skill_index - 1, skill_values[1:]
+    names, users = _originals(paths, "concepts"), _originals(paths, "uid")
+    extra: dict[str, Any] = {}
+    if keep_problems:
+        problem_index, problem_values = renumber(np.concatenate([f.problems for f in parsed])[order])
+        extra = dict(problems=problem_index, problem_ids=problem_values)
+    return pack(
+        lengths=np.bincount(student_of, minlength=len(student_ids)),
+        skills=skill_index,
+        responses=np.concatenate([f.responses for f in parsed])[order],
+        fold=np.concatenate(fold),
+        student_ids=[users.get(int(u), u) if u.isdigit() else u for u in student_ids],
+        skill_ids=np.array([names.get(int(s), str(s)) for s in skill_values]),
+        **extra,
+    )
+
+
+def _read_file(path: Path, declared: tuple[int, int] | None) -> _File:
+    rows = list(_rows(path))
+    if not rows:
+        raise DataError(f"{path}: a header but no rows; expected {EXPECTED}")
+    numbers = np.array([line for line, _ in rows], dtype=np.int64)
+    test = path.name.startswith("test")
+    fold = np.array([TEST_FOLD if test else _fold(row["fold"], path, line) for line, row in rows], dtype=np.int64)
+    concepts = [row["concepts"] or "" for _, row in rows]
+    if any("_" in c for c in concepts):
+        sets = [[tok.split("_") for tok in split_list(c)] for c in concepts]
+        lengths = np.array([len(s) for s in sets], dtype=np.int64)
+        width = max((len(s) for seq in sets for s in seq), default=1)
+        padded = [s + [str(PAD)] * (width - len(s)) for seq in sets for s in seq]
+        flat, _ = int_lists(path, [",".join(s) for s in padded], np.repeat(numbers, lengths), "concept")
+        skills = flat.reshape(-1, width)
+    else:
+        flat, lengths = int_lists(path, concepts, numbers, "concept")
+        skills = flat[:, None]
+    responses, got = int_lists(path, [row["responses"] or "" for _, row in rows], numbers, "response")
+    check_same_lengths(path, lengths, got, numbers, "responses", "the concepts list")
+    problems = None
+    if all(row.get("questions") not in (None, "", "NA") for _, row in rows):
+        problems, got = int_lists(path, [row["questions"] for _, row in rows], numbers, "question")
+        check_same_lengths(path, lengths, got, numbers, "questions", "the concepts list")
+    row = np.repeat(np.arange(len(rows)), lengths)
+    real = skills[:, 0] != PAD  # pykt pads the last row of a cut sequence with -1
+    ones = np.ones(int(real.sum()), dtype=np.int64)
+    responses = check_responses(path, responses[real], ones, numbers[row[real]])
+    used = skills[real] != PAD
+    check_ids(path, skills[real][used], np.ones(int(used.sum()), dtype=np.int64),
+              np.repeat(numbers[row[real]], used.sum(axis=1)), "concept", declared)
+    return _File(
+        uids=[r["uid"] for _, r in rows],
+        fold=fold,
+        row=row[real],
+        skills=skills[real],
+        responses=responses,
+        problems=None if problems is None else problems[real],
+    )
+
+
+def _originals(paths: list[Path], key: str) -> dict[int, str]:
+    """Index -> original id from ``keyid2idx.json`` (empty when the file is absent)."""
+    keys = [p for p in paths if p.name == KEYS]
+    if not keys:
+        return {}
+    try:
+        mapping = json.loads(read_text(keys[0], "pykt's keyid2idx.json"))[key]
+        return {int(index): str(original) for original, index in mapping.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DataError(f"{keys[0]}: expected a JSON object with a {key!r} mapping of original id -> index") from None
 
 
 def _rows(path: Path):
+    read_text(path, EXPECTED)  # empty file and encoding errors, with their line
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise DataError(
+                f"{path}, line 1: header {','.join(columns) or '(empty file)'} lacks column(s) "
+                f"{', '.join(missing)}; expected {EXPECTED}"
+            )
+        for row in reader:
+            yield reader.line_num, row
+
+
+def _fold(token: str | None, path: Path, line: int) -> int:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-            if missing:
-                raise DataError(
-                    f"{path}, line 1: header {','.join(columns) or '(empty file)'} lacks column(s) "
-                    f"{', '.join(missing)}; expected a pykt CSV with columns {','.join(REQUIRED_COLUMNS)}"
-                )
-            for row in reader:
-                yield reader.line_num, row
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected a pykt CSV") from None
-
-
-def _split(field: str | None) -> list[str]:
-    return [tok for tok in (field or "").split(",") if tok.strip() != ""]
-
-
-def _int(token: str | None, path: Path, line: int, what: str) -> int:
-    try:
-        return int(str(token).strip())
+        fold = int(str(token).strip())
     except ValueError:
-        raise DataError(f"{path}, line {line}: {what} {token!r} is not an integer") from None
-
-
-def _skill_set(token: str, path: Path, line: int) -> list[int]:
-    skills = [_int(part, path, line, "concept") for part in token.split("_")]
-    if skills == [-1]:
-        return skills
-    if any(s < 0 for s in skills):
-        raise DataError(f"{path}, line {line}: concept {token!r} is negative; expected skill ids from 0")
-    return skills
-
-
-def _response(token: str, path: Path, line: int) -> int:
-    value = token.strip()
-    if value == "-1":
-        return -1
-    if value not in ("0", "1"):
-        raise DataError(f"{path}, line {line}: response {token!r}; expected 0 or 1")
-    return int(value)
+        raise DataError(f"{path}, line {line}: fold {token!r} is not an integer") from None
+    if fold < 0:
+        raise DataError(f"{path}, line {line}: fold {fold} in {path.name}; expected 0 or more")
+    return fold
