@@ -10,7 +10,11 @@ from omegaconf import DictConfig
 
 from gainakt.config import CONFIG_DIR, register_resolvers
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; searched upwards so git worktrees nested deeper find it too
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 TINY = [

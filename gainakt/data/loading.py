@@ -70,13 +70,13 @@ def detect_format(root: str | Path | None) -> str:
     if root in (None, ""):
         raise ConfigError("data.format=auto needs data.root, the dataset folder (or file) to read")
     path = Path(root).expanduser()
+    known = "; ".join(f"{name}: {reader.description}" for name, reader in FORMATS.items())
     if not path.exists():
-        raise DataError(f"data.root={root} does not exist")
+        raise DataError(f"data.root={root} does not exist; expected a dataset folder in a known format ({known})")
     matches = [name for name, reader in FORMATS.items() if reader.detect(path)]
     if len(matches) == 1:
         return matches[0]
     found = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())) if path.is_dir() else path.name
-    known = "; ".join(f"{name}: {reader.description}" for name, reader in FORMATS.items())
     if matches:
         raise ConfigError(
             f"data.format=auto: {root} fits several formats ({', '.join(matches)}); set data.format to one of them"
@@ -102,7 +102,7 @@ def load_dataset(
     elif format in FORMATS:
         reader = FORMATS[format]
         files = reader.files(root)
-        used = {k: options.get(k) for k in (*reader.options, *SPLIT_OPTIONS, *ROW_OPTIONS)}
+        used = {k: options[k] for k in (*reader.options, *SPLIT_OPTIONS, *ROW_OPTIONS) if k in options}
         build = lambda: _read(reader, root, used)  # noqa: E731
     else:
         raise ConfigError(f"data.format={format!r}; expected one of {', '.join([AUTO, SYNTHETIC, *FORMATS])}")

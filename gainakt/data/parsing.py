@@ -226,7 +226,7 @@ def numeric_column(path: Path, table: pd.DataFrame, column: str, integer: bool) 
     values = pd.to_numeric(table[column].str.strip(), errors="coerce")
     bad = values.isna().to_numpy()
     if integer:
-        bad |= ~bad & (values.fillna(0) % 1 != 0).to_numpy()
+        bad = bad | (values.fillna(0) % 1 != 0).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         kind = "an integer" if integer else "a number"
