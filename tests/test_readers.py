@@ -93,12 +93,14 @@ def test_three_line_tolerates_trailing_commas_and_keeps_the_test_file(tmp_path: 
 
 def test_three_line_declared_range(tmp_path: Path) -> None:
     write_three_line(tmp_path, [(0, [(0, (1,), 1), (0, (111,), 0)])], [(0, [(0, (2,), 1)])])
-    with pytest.raises(DataError, match=r"data_train.csv, line 2: skill id 111; expected ids in the declared range 1..110"):
+    expected = r"data_train.csv, line 2: skill id 111; expected ids in the declared range 1..110"
+    with pytest.raises(DataError, match=expected):
         three_line.read(tmp_path, {"skill_range": [1, 110]})
 
 
 def test_akt_with_problem_lines_rotates_test_and_validation(tmp_path: Path) -> None:
-    parts = [[(100 * k + i, [(50 + i, (1 + i % 3,), i % 2), (50 + i, (2,), i % 2)]) for i in range(2)] for k in range(5)]
+    answer = [[(50 + i, (1 + i % 3,), i % 2), (50 + i, (2,), i % 2)] for i in range(2)]  # one answer, two skills
+    parts = [[(100 * k + i, answer[i]) for i in range(2)] for k in range(5)]
     write_akt(tmp_path, parts, problems=True)
     data = akt.read(tmp_path, {})
     assert data.num_students == 10 and data.num_problems == 2 and data.rotating_test

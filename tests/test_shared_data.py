@@ -66,7 +66,8 @@ def _canonical(data: InteractionData) -> Counter:
     out = Counter()
     for a, b in zip(data.offsets[:-1], data.offsets[1:]):
         seen: dict[int, int] = {}
-        out[(tuple(seen.setdefault(int(s), len(seen)) for s in data.skills[a:b, 0]), data.responses[a:b].tobytes())] += 1
+        relabelled = tuple(seen.setdefault(int(s), len(seen)) for s in data.skills[a:b, 0])
+        out[(relabelled, data.responses[a:b].tobytes())] += 1
     return out
 
 

@@ -79,19 +79,22 @@ def detect(root: Path) -> bool:
 
 
 def _record_size(path: Path, lines: list[str], numbers: np.ndarray) -> int:
-    """3 (no problem line) or 4 lines per record: the size under which every record's lists agree."""
+    """3 (no problem line) or 4 lines per record, read off where the id lines are.
+
+    An id line has two values; when both layouts put one at every record start (short files),
+    the layout under which every record's lists agree in length decides.
+    """
     commas = np.array([line.rstrip(",").count(",") for line in lines])
-    fits = []
-    for size in (3, 4):
-        if len(lines) % size == 0 and (commas[::size] == 1).all():
-            if all((commas[k::size] == commas[size - 1 :: size]).all() for k in range(1, size - 1)):
-                fits.append(size)
+    fits = [size for size in (3, 4) if len(lines) % size == 0 and (commas[::size] == 1).all()]
+    if len(fits) > 1:
+        fits = [size for size in fits if all((commas[k::size] == commas[1::size]).all() for k in range(2, size))]
     if len(fits) != 1:
-        bad = np.flatnonzero(commas[::3] != 1)
-        where = int(numbers[3 * bad[0]]) if len(bad) else int(numbers[0])
+        size = 4 if (path.parent / "problems.json").is_file() else 3
+        bad = np.flatnonzero(commas[::size] != 1)
+        where = int(numbers[size * bad[0]]) if len(bad) else int(numbers[-1])
         raise DataError(
-            f"{path}, line {where}: records do not split into {'either' if not fits else 'a single'} "
-            f"3- or 4-line form; expected {EXPECTED}"
+            f"{path}, line {where}: records do not split into 3- or 4-line records starting with an id line "
+            f"({len(lines)} non-blank lines); expected {EXPECTED}"
         )
     return fits[0]
 
@@ -121,7 +124,8 @@ def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
         for offset, field in zip(range(1, size), ("problem", "skill", "response")[4 - size :]):
             values, got = int_lists(path, lines[offset::size], numbers[offset::size], field)
             if count is None:
-                count = got
+                count, first = got, field
+            check_same_lengths(path, count, got, numbers[offset::size], f"{field}s", f"the {first} line")
             if field == "response":
                 values = check_responses(path, values, got, numbers[offset::size])
                 responses.append(values)

@@ -52,7 +52,9 @@ def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
     outside = np.flatnonzero((correct < 0) | (correct > 1))
     if len(outside):
         i = int(outside[0])
-        raise DataError(f"{path}, line {i + 2}: correct {table['correct'].iloc[i]!r}; expected 0, 1 or partial credit in between")
+        raise DataError(
+            f"{path}, line {i + 2}: correct {table['correct'].iloc[i]!r}; expected 0, 1 or partial credit in between"
+        )
     check_ids(path, skill, np.ones(len(skill), dtype=np.int64), lines, "sequence (skill)", skill_range(options))
     partial = (correct != 0) & (correct != 1)
     if mode == "drop":

@@ -111,37 +111,3 @@ class InteractionData:
                 adjusted=adjusted,
             )
 
-
-def from_sequences(
-    skill_seqs: list[list[list[int]]],
-    response_seqs: list[list[int]],
-    fold: list[int],
-    num_skills: int,
-    student_ids: list[str],
-    problem_seqs: list[list[int]] | None = None,
-    num_problems: int = 0,
-) -> InteractionData:
-    """Pack per-student Python lists (as readers parse them) into the flat form."""
-    lengths = np.array([len(r) for r in response_seqs], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    width = max((len(s) for seq in skill_seqs for s in seq), default=1)
-    skills = np.full((int(offsets[-1]), width), -1, dtype=np.int32)
-    row = 0
-    for seq in skill_seqs:
-        for skill_set in seq:
-            skills[row, : len(skill_set)] = skill_set
-            row += 1
-    responses = np.fromiter((r for seq in response_seqs for r in seq), dtype=np.int8, count=row)
-    problems = None
-    if problem_seqs is not None:
-        problems = np.fromiter((p for seq in problem_seqs for p in seq), dtype=np.int32, count=row)
-    return InteractionData(
-        offsets=offsets,
-        skills=skills,
-        responses=responses,
-        fold=np.asarray(fold, dtype=np.int8),
-        num_skills=num_skills,
-        student_ids=np.asarray(student_ids, dtype=str),
-        problems=problems,
-        num_problems=num_problems,
-    )

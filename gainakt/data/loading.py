@@ -47,7 +47,9 @@ FORMATS: dict[str, Reader] = {
         three_line.files, three_line.read, three_line.detect, three_line.OPTIONS,
         "3-line count/skills/responses, *train + *test (DKVMN, DKT)",
     ),
-    "akt": Reader(akt.files, akt.read, akt.detect, akt.OPTIONS, "AKT *test1..5.csv (id line, [problems], skills, responses)"),
+    "akt": Reader(
+        akt.files, akt.read, akt.detect, akt.OPTIONS, "AKT *test1..5.csv (id line, [problems], skills, responses)"
+    ),
     "dtransformer": Reader(
         dtransformer.files, dtransformer.read, dtransformer.detect, dtransformer.OPTIONS,
         "4-line count/problems/skills/responses, train.txt + test.txt (DTransformer)",
@@ -76,7 +78,8 @@ def detect_format(root: str | Path | None) -> str:
     matches = [name for name, reader in FORMATS.items() if reader.detect(path)]
     if len(matches) == 1:
         return matches[0]
-    found = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())) if path.is_dir() else path.name
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()) if path.is_dir() else [path.name]
+    found = ", ".join(entries)
     if matches:
         raise ConfigError(
             f"data.format=auto: {root} fits several formats ({', '.join(matches)}); set data.format to one of them"

@@ -4,8 +4,8 @@
 and the others train. A source's own split wins: readers mark the students their source places
 (test file, pykt folds) and :func:`complete_folds` draws only what the source leaves open. A source
 that ships a K-way partition without a test split (AKT's five files) rotates: fold k is test and
-fold k+1 (mod K) validation, as in AKT's own protocol. Sequences are cut into non-overlapping windows of ``window`` interactions and
-windows shorter than ``min_length`` are dropped, so numbers compare with pykt's published ones.
+fold k+1 (mod K) validation, as in AKT's own protocol. Sequences are cut into non-overlapping
+windows of ``window`` interactions and windows shorter than ``min_length`` are dropped, so numbers compare with pykt's published ones.
 """
 
 from __future__ import annotations

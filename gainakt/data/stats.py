@@ -75,6 +75,12 @@ def format_stats(stats: dict[str, Any], root: str | None) -> str:
     ]
     for reason, count in stats["adjusted"].items():
         lines.append(f"reader adjusted    {reason.replace('_', ' ')}: {count:,}")
+    merged = stats["adjusted"].get("skill_rows_merged", 0)
+    if merged:
+        lines.append(
+            f"source rows        {stats['interactions'] + merged:,} "
+            "(data.reader.merge_skill_rows=false reads them unmerged)"
+        )
     lines.append(f"split (data.fold={stats['fold']}): students / interactions / windows kept (interactions)")
     for split, s in stats["splits"].items():
         lines.append(

@@ -108,10 +108,14 @@ def detect(root: Path) -> bool:
 
 
 def fold_of(paths: list[Path], records: list[Records]) -> np.ndarray:
-    """A test file's students are the fixed test split; the others await the protocol's folds."""
-    return np.concatenate(
-        [np.full(len(r.lengths), TEST_FOLD if p.stem.endswith("test") else UNASSIGNED) for p, r in zip(paths, records)]
-    )
+    """A test file's students are the fixed test split; the others await the protocol's folds.
+
+    A single file given as ``data.root`` is never a test split, whatever its name.
+    """
+    return np.concatenate([
+        np.full(len(r.lengths), TEST_FOLD if len(paths) > 1 and p.stem.endswith("test") else UNASSIGNED)
+        for p, r in zip(paths, records)
+    ])
 
 
 def check_skills(records: list[Records], options: dict[str, Any]) -> None:
