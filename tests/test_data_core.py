@@ -8,14 +8,14 @@ import torch
 
 from gainakt.data.datamodule import KTDataModule
 from gainakt.data.protocol import make_windows, split_students
-from gainakt.data.pykt import read_pykt
+from gainakt.data.pykt import read
 from gainakt.errors import DataError
 
 from .conftest import FIXTURES
 
 
 def test_pykt_reader_counts_small_fixture():
-    data = read_pykt(FIXTURES / "pykt_small")
+    data = read(FIXTURES / "pykt_small", {})
     assert data.num_students == 7
     assert data.num_interactions == 4 + 2 + 5 + 3 + 7 + 3 + 3  # the -1 padding is dropped
     assert data.num_skills == 6
@@ -28,15 +28,15 @@ def test_pykt_reader_counts_small_fixture():
 def test_pykt_reader_names_file_and_line(tmp_path):
     (tmp_path / "train_valid.csv").write_text('fold,uid,concepts,responses\n0,1,"1,2","0,2"\n')
     (tmp_path / "test.csv").write_text('fold,uid,concepts,responses\n-1,2,"1","1"\n')
-    with pytest.raises(DataError, match=r"train_valid.csv, line 2: response '2'; expected 0 or 1"):
-        read_pykt(tmp_path)
+    with pytest.raises(DataError, match=r"train_valid.csv, line 2: response 2; expected 0 or 1"):
+        read(tmp_path, {})
     (tmp_path / "train_valid.csv").write_text('fold,uid,concepts,responses\n0,1,"1,2,3","0,1"\n')
-    with pytest.raises(DataError, match=r"line 2: 3 concepts but 2 responses"):
-        read_pykt(tmp_path)
+    with pytest.raises(DataError, match=r"line 2: 2 responses but the concepts list says 3"):
+        read(tmp_path, {})
 
 
 def test_windows_follow_pykt_protocol():
-    data = read_pykt(FIXTURES / "pykt_small")
+    data = read(FIXTURES / "pykt_small", {})
     splits = split_students(data, fold=1)
     assert data.student_ids[splits["val"]].tolist() == ["12", "13"]
     assert data.student_ids[splits["test"]].tolist() == ["20", "21"]
@@ -47,7 +47,7 @@ def test_windows_follow_pykt_protocol():
 
 
 def test_unknown_fold_names_the_key():
-    data = read_pykt(FIXTURES / "pykt_small")
+    data = read(FIXTURES / "pykt_small", {})
     with pytest.raises(Exception, match=r"data.fold=7"):
         split_students(data, fold=7)
 
