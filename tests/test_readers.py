@@ -187,3 +187,11 @@ def test_format_errors_reach_load_dataset_as_one_message(tmp_path: Path) -> None
     with pytest.raises(DataError, match=r"data_test.csv, line 3: response 7"):
         load_dataset("three_line", str(tmp_path), {}, tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_skills_from_problems_gives_each_answer_its_q_matrix_row(tmp_path: Path) -> None:
+    plain = load_dataset("assist2009_raw", str(RAW2009), {}, None)
+    full = load_dataset("assist2009_raw", str(RAW2009), {"skills_from_problems": True}, None)
+    assert sequence(plain, "70363")[0][4] == ["37"]  # problem 61090 answered with skill 37 only here...
+    assert sequence(full, "70363")[0][4] == ["37", "47"]  # ...but with {37, 47} by user 78276
+    assert np.array_equal(q_matrix(plain), q_matrix(full)) and full.num_interactions == plain.num_interactions

@@ -118,8 +118,7 @@ def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
         lines, numbers = content_lines(read_text(path, EXPECTED))
         size = _record_size(path, lines, numbers)
         sizes.add(size)
-        ids, id_lengths = int_lists(path, lines[::size], numbers[::size], "user id")
-        check_same_lengths(path, np.full(len(id_lengths), 2), id_lengths, numbers[::size], "ids", "the id line")
+        ids, _ = int_lists(path, lines[::size], numbers[::size], "user id")  # two per line, as _record_size saw
         count = None
         for offset, field in zip(range(1, size), ("problem", "skill", "response")[4 - size :]):
             values, got = int_lists(path, lines[offset::size], numbers[offset::size], field)

@@ -19,7 +19,7 @@ from typing import Any
 from gainakt.data import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import complete_folds
-from gainakt.data.qmatrix import merge_skill_rows
+from gainakt.data.qmatrix import merge_skill_rows, skills_from_problems
 from gainakt.data.synthetic import SyntheticConfig, simulate
 from gainakt.errors import ConfigError, DataError
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when the processed form changes meaning
 SPLIT_OPTIONS = ("split_seed",)  # options of the protocol's split, applied to every file format
-ROW_OPTIONS = ("merge_skill_rows",)  # options applied to every format with problem ids
+ROW_OPTIONS = ("merge_skill_rows", "skills_from_problems")  # options applied to every format with problem ids
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,10 @@ def _synthetic(options: dict[str, Any]) -> InteractionData:
 def _read(reader: Reader, root: str | Path | None, options: dict[str, Any]) -> InteractionData:
     """Read, fold repeated skill rows if asked, and give students without a source fold one."""
     data = reader.read(root, options)
-    if options.get("merge_skill_rows") and data.problems is not None:
+    if options.get("merge_skill_rows"):
         data = merge_skill_rows(data)
+    if options.get("skills_from_problems"):
+        data = skills_from_problems(data)
     seed = options.get("split_seed")
     data.fold = complete_folds(data.fold, seed=0 if seed is None else int(seed))
     return data

@@ -7,6 +7,8 @@ the skill set; encoder 2's accumulation then credits every skill of the set.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from gainakt.data.interactions import InteractionData
@@ -78,3 +80,16 @@ def merge_skill_rows(data: InteractionData) -> InteractionData:
         rotating_test=data.rotating_test,
         adjusted={**data.adjusted, "skill_rows_merged": int(joins.sum())},
     )
+
+
+def skills_from_problems(data: InteractionData) -> InteractionData:
+    """Give every interaction the full skill set of its problem, as read off the data (its Q-matrix row).
+
+    For sources that name one skill per row although a problem exercises several (the AKT and
+    DTransformer files), this lets encoder 2 credit all of a problem's skills at every answer.
+    """
+    if data.problems is None:
+        return data
+    rows, slots = np.nonzero(data.skills >= 0)
+    sets = skill_sets(data.problems[rows].astype(np.int64), data.skills[rows, slots].astype(np.int64), data.num_problems)
+    return replace(data, skills=sets[data.problems])
