@@ -13,6 +13,7 @@ from gainakt.data.loading import load_dataset
 from gainakt.data.protocol import split_students
 from gainakt.data.qmatrix import merge_skill_rows, q_matrix
 from gainakt.errors import ConfigError, DataError
+from gainakt.train import train
 from tests.conftest import FIXTURES
 from tests.writers import write_akt, write_dtransformer, write_keyid2idx, write_pykt, write_three_line
 
@@ -195,3 +196,8 @@ def test_skills_from_problems_gives_each_answer_its_q_matrix_row(tmp_path: Path)
     assert sequence(plain, "70363")[0][4] == ["37"]  # problem 61090 answered with skill 37 only here...
     assert sequence(full, "70363")[0][4] == ["37", "47"]  # ...but with {37, 47} by user 78276
     assert np.array_equal(q_matrix(plain), q_matrix(full)) and full.num_interactions == plain.num_interactions
+
+
+def test_multi_skill_raw_data_trains_through_the_config(tiny_config) -> None:
+    summary = train(tiny_config("data=custom", f"data.root={RAW2009}", "data.min_length=2"))
+    assert summary["status"] == "completed", summary
