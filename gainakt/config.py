@@ -28,7 +28,8 @@ def register_resolvers() -> None:
     copies the cache into each sweep job, so jobs agree on the sweep folder while two runs started
     in the same second get different folders. ``${gainakt_run_dir:resume,ckpt_path,new}`` and
     ``${gainakt_output_subdir:resume,ckpt_path}`` make a resumed run write into its old folder
-    without overwriting the saved Hydra config of the original command.
+    without overwriting the saved Hydra config of the original command. ``${gainakt_one_minus:x}``
+    is 1 - x (conf/sweep/phase2_im.yaml).
     """
     if OmegaConf.has_resolver("gainakt_uid"):
         return
@@ -39,6 +40,12 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "gainakt_output_subdir", lambda resume, ckpt: None if continued_run(resume, ckpt) else ".hydra"
     )
+    OmegaConf.register_new_resolver("gainakt_one_minus", _one_minus)
+
+
+def _one_minus(value: float) -> float:
+    """``${gainakt_one_minus:x}`` = 1 - x, rounded so 1 - 0.3 reads 0.7: pairs weights that sum to 1 in sweeps."""
+    return round(1.0 - float(value), 12)
 
 
 def saved_overrides(run_dir: str | Path) -> list[str]:

@@ -11,3 +11,7 @@ class DataError(GainAKTError):
 
 class ConfigError(GainAKTError):
     """A config value is invalid; the message names the key."""
+
+
+class CheckFailed(GainAKTError):
+    """A verification check that is configured to stop the run did not pass; the message names it."""

@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +27,7 @@ from gainakt.config import CONFIG_DIR, recompose, register_resolvers, saved_over
 from gainakt.epoch_csv import read_epoch_rows
 from gainakt.errors import ConfigError, GainAKTError
 from gainakt.io import write_json_atomic, write_text_atomic
-from gainakt.summary import METRIC_KEYS, best_epoch_row, format_table
+from gainakt.summary import METRIC_KEYS, MONITOR_PREFIXES, best_epoch_row, format_table
 from gainakt.validation import validate_config
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,19 @@ EXIT_FAILED = 2
 EXIT_INTERRUPTED = 130
 
 
+def _instantiate(config: DictConfig, **kwargs: Any) -> Any:
+    """``instantiate``, letting a user error raised by the target (e.g. a ConfigError) through unwrapped."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, GainAKTError):
+            raise exc.__cause__ from None
+        raise
+
+
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every non-null entry of a name -> config mapping (callbacks, loggers)."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
+    return [_instantiate(entry) for entry in (group or {}).values() if entry is not None]
 
 
 def _find(callbacks: list[Any], kind: type) -> Any | None:
@@ -71,13 +82,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         validate_config(cfg)
         ckpt_path = _resume_checkpoint(cfg)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        callbacks = _instantiate_all(cfg.callbacks)  # first: a bad schedule stops before data loading
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = instantiate(cfg.data)
+        datamodule = _instantiate(cfg.data)
         datamodule.prepare_data()
         datamodule.setup("fit")
-        model = instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
-        callbacks = _instantiate_all(cfg.callbacks)
-        trainer = instantiate(
+        model = _instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
+        trainer = _instantiate(
             cfg.trainer, callbacks=callbacks, logger=_instantiate_all(cfg.logger), plugins=[AtomicCheckpointIO()]
         )
 
@@ -95,7 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best = best_epoch_row(read_epoch_rows(metrics_csv)) if metrics_csv.is_file() else None
         if best is not None:
             summary["best_epoch"] = int(best["epoch"])
-            summary.update({k: v for k, v in best.items() if k.startswith("val/") and k in METRIC_KEYS})
+            summary.update({k: v for k, v in best.items() if k in METRIC_KEYS or k.startswith(MONITOR_PREFIXES)})
         throughput = _find(callbacks, Throughput)
         if throughput is not None:
             summary["interactions_per_second"] = throughput.interactions_per_second

@@ -1,0 +1,54 @@
+"""Watch encoder 2's gains on validation data every epoch (the quantity the inverse warmup targets)."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from gainakt.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
+from gainakt.model.module import GainAKTModule
+
+
+class GainMonitor(L.Callback):
+    """Logs ``gains/{std,mean,cv_skills,mean_after_correct,mean_after_incorrect}`` of the real per-step
+    gains g_t[q_t] on the validation split, and TensorBoard histograms of the gains and of β, M_sat,
+    γ and θ.
+
+    Args:
+        histograms: also write the TensorBoard histograms (needs a TensorBoard logger).
+    """
+
+    def __init__(self, histograms: bool = True) -> None:
+        self.histograms = histograms
+        self._sums: GainSums | None = None
+        self._gains: list[torch.Tensor] = []
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
+        self._sums, self._gains = None, []
+
+    def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.sanity_checking:
+            return
+        net = pl_module.net
+        gain = net.practised_trace(batch["skills"], batch["responses"], batch["student"])["gain"]
+        self._sums = add_gain_sums(self._sums, gain_sums(gain, batch["skills"], batch["responses"], net.num_skills))
+        if self.histograms:
+            self._gains.append(gain[batch["skills"] >= 0].float().cpu())
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
+        if trainer.sanity_checking or self._sums is None:
+            return
+        for name, value in summarise_gains(self._sums).items():
+            pl_module.log(f"gains/{name}", value, on_step=False, on_epoch=True)
+        tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+        if not self.histograms or tensorboard is None:
+            return
+        net, step = pl_module.net, trainer.current_epoch
+        writer = tensorboard.experiment
+        writer.add_histogram("gains/per_step", torch.cat(self._gains), step)
+        params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.theta}
+        for name, value in params.items():
+            if value is not None:
+                writer.add_histogram(f"params/{name}", value.detach().float().cpu().reshape(-1), step)
+        self._gains = []

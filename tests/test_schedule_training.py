@@ -1,0 +1,144 @@
+"""Schedules, monitors and checks through the real config and a real Lightning Trainer (tiny data)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gainakt.epoch_csv import read_epoch_rows
+from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.train import _instantiate_all, train
+
+from conftest import TINY, compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+GAIN_KEYS = ["gains/std", "gains/cv_skills", "gains/mean", "gains/mean_after_correct", "gains/mean_after_incorrect"]
+
+
+def _weights(run: Path) -> list[tuple[float, float]]:
+    """Logged (w_bce, w_im) per epoch, rounded (Lightning logs them as float32)."""
+    return [(round(row["weights/bce"], 6), round(row["weights/im"], 6)) for row in read_epoch_rows(run / "metrics.csv")]
+
+
+def test_inverse_warmup_logs_phases_gain_statistics_and_histograms(tiny_config, tmp_path):
+    summary = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4"))
+    run = tmp_path / "run"
+    assert summary["status"] == "completed"
+    assert _weights(run) == [(0.0, 1.0)] * 2 + [(0.7, 0.3)] * 2
+    rows = read_epoch_rows(run / "metrics.csv")
+    for row in rows:
+        assert row["checks/monotonicity_violations"] == 0
+        assert 0.0 < row["gains/mean"] < 1.0 and row["gains/std"] > 0.0
+        assert all(key in row for key in GAIN_KEYS)
+    for key in [*GAIN_KEYS, "checks/monotonicity_violations"]:
+        assert key in summary, key  # copied from the best epoch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"histograms": 0}).Reload()
+    tags = events.Tags()
+    assert {"gains/per_step", "params/beta", "params/saturation", "params/gamma", "params/theta"} <= set(tags["histograms"])
+    assert {"weights/bce", "weights/im", "gains/std", "gains/cv_skills"} <= set(tags["scalars"])
+    assert len(events.Histograms("gains/per_step")) == 4
+
+
+class _Snapshots(L.Callback):
+    """Copies of every parameter at the end of each training epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epochs.append({n: p.detach().clone() for n, p in pl_module.net.named_parameters()})
+
+
+def test_zero_bce_weight_freezes_encoder1_bit_for_bit(tiny_config):
+    cfg = tiny_config("schedule=inverse_warmup", "schedule.phase1_epochs=2", "trainer.max_epochs=3")
+    L.seed_everything(0)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
+    start = {n: p.detach().clone() for n, p in model.net.named_parameters()}
+    enc1 = {n for n, p in model.net.named_parameters() if any(p is q for q in model.net.encoder1_parameters())}
+    snaps = _Snapshots()
+    trainer = instantiate(cfg.trainer, callbacks=[*_instantiate_all(cfg.callbacks), snaps], logger=False)
+    trainer.fit(model, datamodule=datamodule)
+
+    assert len(snaps.epochs) == 3 and enc1 and len(enc1) < len(start)
+    for epoch in (0, 1):  # phase 1: weights (0, 1); Adam's weight decay must not touch encoder 1 either
+        for name in enc1:
+            assert torch.equal(snaps.epochs[epoch][name], start[name]), (epoch, name)
+        assert any(not torch.equal(snaps.epochs[epoch][n], start[n]) for n in start if n not in enc1)
+    assert any(not torch.equal(snaps.epochs[2][n], start[n]) for n in enc1)  # phase 2 trains it
+
+
+def test_resume_from_last_checkpoint_in_phase2_stays_in_phase2(tiny_config, tmp_path):
+    first = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4"))
+    run = tmp_path / "run"
+    assert first["status"] == "completed" and _weights(run)[-1] == (0.7, 0.3)
+    # Raising max_epochs to 6 keeps the boundary before epoch 4 (phase 1 = 3 epochs of 6).
+    second = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=6", f"ckpt_path={run}/checkpoints/last.ckpt"))
+    assert second["status"] == "completed"
+    assert _weights(run) == [(0.0, 1.0)] * 2 + [(0.7, 0.3)] * 4
+    assert [int(r["epoch"]) for r in read_epoch_rows(run / "metrics.csv")] == list(range(6))
+
+
+def test_resume_that_moves_the_phase_boundary_warns(tiny_config, tmp_path):
+    train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=2"))  # phase 1 = epoch 0
+    with pytest.warns(UserWarning, match="phase1_epochs"):  # 0.5 of 4 = 2 epochs: epoch 1 moves to phase 1
+        train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt"))
+
+
+def test_early_stopping_ignores_epochs_with_frozen_encoder1(tmp_path):
+    # Encoder 1's AUC cannot change while it is frozen; plain early stopping with patience 1 would
+    # stop after epoch 1, before phase 2 begins.
+    overrides = ("schedule=inverse_warmup", "schedule.phase1_epochs=3", "trainer.max_epochs=4",
+                 "callbacks.early_stopping.patience=1")  # fmt: skip
+    assert train(compose_config(tmp_path / "aware", list(overrides)))["epochs_run"] == 4
+    plain = train(compose_config(tmp_path / "plain", [*overrides, "callbacks.early_stopping.loss_weight=null"]))
+    assert plain["epochs_run"] < 4
+
+
+def test_monotonicity_failure_stops_the_run(tiny_config, monkeypatch, capsys):
+    real = GainAKT3Exp.mastery_all_skills
+    monkeypatch.setattr(GainAKT3Exp, "mastery_all_skills", lambda self, *a: real(self, *a).flip(1))  # curves reversed
+    summary = train(tiny_config("callbacks.monotonicity.fail_on_violation=true"))
+    assert summary["status"] == "failed"
+    assert "monotonicity" in summary["error"] and "fail_on_violation" in summary["error"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_seed_document_options_train(tiny_config, tmp_path):
+    """Options 1-3, the variance loss and the gains-head learning-rate multiplier, together."""
+    cfg = tiny_config("model.gains_head=mlp", "model.gains_init=small", "model.attention_bias=skill_aware",
+                      "model.variance_weight=0.1", "optim.gains_lr_mult=3")  # fmt: skip
+    model = instantiate(cfg.model, num_skills=6, num_students=10)
+    groups = {g["name"]: g for g in model.configure_optimizers().param_groups}
+    assert groups["gains_head"]["lr"] == pytest.approx(3 * groups["base"]["lr"])
+    assert len(groups["gains_head"]["params"]) == 4  # MLP body (2) + output layer (2)
+    assert model.net.skill_bias is not None and model.net.gains_out.weight.std() < 0.05
+    summary = train(cfg)
+    assert summary["status"] == "completed"
+    row = read_epoch_rows(tmp_path / "run" / "metrics.csv")[0]
+    assert row["train/loss_var"] < 0  # minus the gain variance
+
+
+def test_invalid_schedule_stops_before_training_with_one_line(tmp_path):
+    """From the command line, as a user types it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gainakt.train", "schedule=inverse_warmup", "schedule.phase1_frac=1.5",
+         f"hydra.run.dir={tmp_path / 'run'}", *TINY],  # fmt: skip
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: schedule.phase1_frac=1.5: expected a fraction strictly between 0 and 1"], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert '"status": "failed"' in (tmp_path / "run" / "summary.json").read_text()
