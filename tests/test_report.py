@@ -1,0 +1,87 @@
+"""``gainakt.report``: one table per sweep, failed and missing jobs named, the rest still reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from gainakt.report import main, write_report
+
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_job(folder: Path, overrides: list[str], summary: dict | None) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_mean_and_std_over_seeds_per_configuration(tmp_path):
+    values = {("a", 1): 0.60, ("a", 2): 0.70, ("a", 3): 0.80, ("b", 1): 0.50, ("b", 2): 0.55}
+    for number, ((schedule, seed), auc) in enumerate(values.items()):
+        _fake_job(tmp_path / str(number), [f"schedule={schedule}", f"seed={seed}", "trainer.max_epochs=3"],
+                  {"status": "completed", "seed": seed, "test/enc2_auc": auc, "gains/std": auc / 10})  # fmt: skip
+    report = write_report(tmp_path)
+    table = pd.read_csv(tmp_path / "report.csv")
+    assert report.params == ["schedule"] and report.swept_seed
+    assert list(table["schedule"]) == ["a", "b"] and list(table["n_seeds"]) == [3, 2]
+    assert table["test/enc2_auc_mean"].tolist() == pytest.approx([0.70, 0.525])
+    assert table["test/enc2_auc_std"].tolist() == pytest.approx([0.1, pd.Series([0.5, 0.55]).std()])
+    md = (tmp_path / "report.md").read_text()
+    assert "0.7000 ± 0.1000" in md and "multirun.yaml" in md  # says missing jobs cannot be detected
+    assert (tmp_path / "plot_schedule.png").read_bytes().startswith(PNG)
+
+
+def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "no job folders" in capsys.readouterr().err
+
+
+def test_multirun_then_report(tmp_path):
+    """The README's commands: a real 2 x 2 sweep on tiny synthetic data, then the report."""
+    sweep = tmp_path / "sweep"
+    run = subprocess.run(
+        [sys.executable, "-m", "gainakt.train", "-m", "schedule=inverse_warmup", "schedule.phase1_frac=0.34,0.5",
+         "seed=1,2", "trainer.max_epochs=2", "+trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}",
+         *TINY],  # fmt: skip
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1", "2", "3"]  # one folder per job, each its own run folder
+    assert [json.loads((sweep / j / "summary.json").read_text())["run_dir"] for j in jobs] == [str(sweep / j) for j in jobs]
+
+    assert main([str(sweep)]) == 0
+    table = pd.read_csv(sweep / "report.csv")
+    assert table["schedule.phase1_frac"].tolist() == [0.34, 0.5]
+    assert table["n_seeds"].tolist() == [2, 2] and table["seeds"].tolist() == ["1 2", "1 2"]
+    assert table["gains/std_mean"].notna().all() and table["test/enc2_auc_std"].notna().all()
+    assert (sweep / "plot_schedule.phase1_frac.png").read_bytes().startswith(PNG)
+
+    # Break the sweep: job 1 never started, job 2 still running, job 3 failed.
+    import shutil
+
+    shutil.rmtree(sweep / "1")
+    (sweep / "2" / "summary.json").unlink()
+    summary3 = json.loads((sweep / "3" / "summary.json").read_text())
+    (sweep / "3" / "summary.json").write_text(json.dumps({**summary3, "status": "failed", "error": "boom at epoch 1"}))
+    report = write_report(sweep)
+    table = pd.read_csv(sweep / "report.csv")
+    assert table["n_seeds"].tolist() == [1, 0] and table["n_failed"].tolist() == [1, 2]
+    problems = {job.name: job.problem for job in report.jobs if not job.ok}
+    assert set(problems) == {"1", "2", "3"}
+    assert "missing" in problems["1"] and "no summary.json" in problems["2"] and "boom at epoch 1" in problems["3"]
+    md = (sweep / "report.md").read_text()
+    assert "4 jobs: 1 completed, 3 failed or missing" in md and "boom at epoch 1" in md
