@@ -28,7 +28,10 @@ class EpochCSVLogger(Logger):
         if self.path.is_file():
             with open(self.path, newline="") as handle:
                 for row in csv.DictReader(handle):
-                    self.rows[int(row["epoch"])] = {k: _number(v) for k, v in row.items() if v != ""}
+                    # Logged values are floats: reread them as floats, so an integral value such as a
+                    # 0.0 loss weight is written back as "0.0", exactly as an uninterrupted run writes it.
+                    values = {k: float(v) for k, v in row.items() if v != "" and k != "epoch"}
+                    self.rows[int(row["epoch"])] = {"epoch": int(row["epoch"]), **values}
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ import pytest
 from gainakt.config import CONFIG_DIR
 from gainakt.train import train
 
-from conftest import compose_config
+from .conftest import compose_config
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 ORIGINAL = {"model.d_model": 256, "model.n_heads": 4, "model.n_blocks": 4, "model.d_ff": 512, "model.dropout": 0.2,

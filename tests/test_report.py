@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +11,7 @@ import yaml
 
 from gainakt.report import main, write_report
 
-from conftest import TINY
+from .conftest import TINY, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,12 +50,9 @@ def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):
 def test_multirun_then_report(tmp_path):
     """The README's commands: a real 2 x 2 sweep on tiny synthetic data, then the report."""
     sweep = tmp_path / "sweep"
-    run = subprocess.run(
-        [sys.executable, "-m", "gainakt.train", "-m", "schedule=inverse_warmup", "schedule.phase1_frac=0.34,0.5",
-         "seed=1,2", "trainer.max_epochs=2", "+trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}",
-         *TINY],  # fmt: skip
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    args = ["-m", "schedule=inverse_warmup", "schedule.phase1_frac=0.34,0.5", "seed=1,2", "trainer.max_epochs=2",
+            f"hydra.sweep.dir={sweep}", *TINY]  # fmt: skip
+    run = run_cli("gainakt.train", args, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1", "2", "3"]  # one folder per job, each its own run folder

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -15,7 +13,7 @@ from gainakt.epoch_csv import read_epoch_rows
 from gainakt.model.gainakt3exp import GainAKT3Exp
 from gainakt.train import _instantiate_all, train
 
-from conftest import TINY, compose_config
+from .conftest import TINY, compose_config, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIN_KEYS = ["gains/std", "gains/cv_skills", "gains/mean", "gains/mean_after_correct", "gains/mean_after_incorrect"]
@@ -131,11 +129,8 @@ def test_seed_document_options_train(tiny_config, tmp_path):
 
 def test_invalid_schedule_stops_before_training_with_one_line(tmp_path):
     """From the command line, as a user types it."""
-    result = subprocess.run(
-        [sys.executable, "-m", "gainakt.train", "schedule=inverse_warmup", "schedule.phase1_frac=1.5",
-         f"hydra.run.dir={tmp_path / 'run'}", *TINY],  # fmt: skip
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
+    args = ["schedule=inverse_warmup", "schedule.phase1_frac=1.5", f"hydra.run.dir={tmp_path / 'run'}", *TINY]
+    result = run_cli("gainakt.train", args, cwd=ROOT)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: schedule.phase1_frac=1.5: expected a fraction strictly between 0 and 1"], result.stderr
