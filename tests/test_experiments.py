@@ -14,7 +14,7 @@ from .conftest import compose_config
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 ORIGINAL = {"model.d_model": 256, "model.n_heads": 4, "model.n_blocks": 4, "model.d_ff": 512, "model.dropout": 0.2,
             "data.batch_size": 64, "data.fold": 0, "seed": 42, "optim.lr": 1.74e-4,
-            "callbacks.early_stopping.patience": 10, "data.format": "pykt"}  # fmt: skip
+            "callbacks.early_stopping.patience": 10}  # fmt: skip
 STUDY = {
     "v0_scalar_gains": {"model.gains": "scalar", "model.accumulate": "practiced", "model.im_target": "current",
                         "schedule.kind": "constant", "schedule.bce": 0.7, "schedule.im": 0.3,
@@ -49,6 +49,8 @@ def test_preset_has_the_seed_document_settings(preset, tmp_path):
     cfg = compose_config(tmp_path, [f"experiment={preset}"], tiny=False)
     for key, value in {**ORIGINAL, **STUDY[preset]}.items():
         assert _get(cfg, key) == value, key
+    assistments = compose_config(tmp_path, ["data=assist2015", "data.batch_size=64"], tiny=False).data
+    assert cfg.data == assistments  # ASSISTments 2015 (data.root still to be given)
     text = (Path(CONFIG_DIR) / "experiment" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_\n") and ("Reproduces" in text or "corrected" in text)
 
