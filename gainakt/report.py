@@ -43,7 +43,6 @@ class Job:
     overrides: dict[str, str]
     summary: dict[str, Any] | None = None
     problem: str | None = None  # why it is not reported (failed, no summary, missing)
-    folder: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,7 +56,6 @@ class Report:
     swept_seed: bool
     metrics: list[str]
     table: pd.DataFrame
-    expected_known: bool
     notes: list[str] = field(default_factory=list)
 
 
@@ -103,10 +101,12 @@ def load_jobs(sweep_dir: Path) -> tuple[list[Job], bool]:
     jobs = []
     for folder in folders:
         overrides_file = folder / ".hydra" / "overrides.yaml"
-        overrides = parse_overrides(yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else {}
+        overrides = {}
+        if overrides_file.is_file():
+            overrides = parse_overrides(yaml.safe_load(overrides_file.read_text()) or [])
         if not overrides and expected is not None and folder.name.isdigit() and int(folder.name) < len(expected):
             overrides = expected[int(folder.name)]
-        job = Job(name=folder.name, overrides=overrides, folder=folder)
+        job = Job(name=folder.name, overrides=overrides)
         summary_file = folder / "summary.json"
         if not summary_file.is_file():
             job.problem = "no summary.json (still running, killed, or crashed before writing it)"
@@ -187,7 +187,7 @@ def build_report(sweep_dir: Path) -> Report:
     keys = swept_keys(jobs)
     params = [k for k in keys if k != SEED_KEY]
     metrics = metric_names(jobs)
-    report = Report(jobs, params, SEED_KEY in keys, metrics, aggregate(jobs, params, metrics), expected_known)
+    report = Report(jobs, params, SEED_KEY in keys, metrics, aggregate(jobs, params, metrics))
     if not expected_known:
         report.notes.append("no readable multirun.yaml: jobs that never started cannot be detected")
     return report
@@ -210,7 +210,8 @@ def render_markdown(report: Report, sweep_dir: Path, plots: list[str]) -> str:
     out.write(f"# Sweep report\n\nFolder: `{sweep_dir}`\n\n")
     out.write(f"{len(report.jobs)} jobs: {done} completed, {len(failed)} failed or missing.\n")
     swept = ", ".join(f"`{p}`" for p in report.params) or "nothing but the seed"
-    out.write(f"Swept: {swept}; rows are configurations, values are mean ± std over seeds.\n")
+    seeds = "mean ± std over seeds" if report.swept_seed else "one seed per configuration (seed not swept)"
+    out.write(f"Swept: {swept}; rows are configurations, values are {seeds}.\n")
     for note in report.notes:
         out.write(f"\nNote: {note}.\n")
     shown = [m for m in MAIN_METRICS if m in report.metrics]

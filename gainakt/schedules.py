@@ -23,6 +23,10 @@ class Schedule(Protocol):
         """(w_bce, w_im) for the 0-based ``epoch``."""
 
 
+def _is_count(value: object, low: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def _check_pair(bce: float, im: float, bce_key: str, im_key: str) -> None:
     for key, value in ((bce_key, bce), (im_key, im)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -68,7 +72,7 @@ class InverseWarmup:
         _check_pair(self.phase1_bce, self.phase1_im, "phase1_bce", "phase1_im")
         _check_pair(self.phase2_bce, self.phase2_im, "phase2_bce", "phase2_im")
         if self.phase1_epochs is not None:
-            if isinstance(self.phase1_epochs, bool) or not isinstance(self.phase1_epochs, int) or self.phase1_epochs < 1:
+            if not _is_count(self.phase1_epochs):
                 raise ConfigError(f"schedule.phase1_epochs={self.phase1_epochs!r}: expected an integer >= 1 (or null)")
             return
         frac = self.phase1_frac
@@ -76,7 +80,7 @@ class InverseWarmup:
             raise ConfigError("schedule.phase1_frac and schedule.phase1_epochs are both null: set one of them")
         if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
             raise ConfigError(f"schedule.phase1_frac={frac!r}: expected a fraction strictly between 0 and 1")
-        if isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int) or self.max_epochs < 1:
+        if not _is_count(self.max_epochs):
             raise ConfigError(
                 f"schedule.max_epochs={self.max_epochs!r}: phase1_frac needs a positive number of epochs "
                 "(set trainer.max_epochs, or schedule.phase1_epochs instead of phase1_frac)"
@@ -109,7 +113,7 @@ class Linear:
     def __post_init__(self) -> None:
         _check_pair(self.start_bce, self.start_im, "start_bce", "start_im")
         _check_pair(self.end_bce, self.end_im, "end_bce", "end_im")
-        if isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int) or self.max_epochs < 1:
+        if not _is_count(self.max_epochs):
             raise ConfigError(f"schedule.max_epochs={self.max_epochs!r}: expected a positive number of epochs")
 
     def weights(self, epoch: int) -> tuple[float, float]:

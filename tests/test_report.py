@@ -56,7 +56,8 @@ def test_multirun_then_report(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1", "2", "3"]  # one folder per job, each its own run folder
-    assert [json.loads((sweep / j / "summary.json").read_text())["run_dir"] for j in jobs] == [str(sweep / j) for j in jobs]
+    run_dirs = [json.loads((sweep / j / "summary.json").read_text())["run_dir"] for j in jobs]
+    assert run_dirs == [str(sweep / j) for j in jobs]
 
     assert main([str(sweep)]) == 0
     table = pd.read_csv(sweep / "report.csv")

@@ -40,7 +40,8 @@ def test_inverse_warmup_logs_phases_gain_statistics_and_histograms(tiny_config, 
 
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"histograms": 0}).Reload()
     tags = events.Tags()
-    assert {"gains/per_step", "params/beta", "params/saturation", "params/gamma", "params/theta"} <= set(tags["histograms"])
+    histograms = {"gains/per_step", "params/beta", "params/saturation", "params/gamma", "params/theta"}
+    assert histograms <= set(tags["histograms"])
     assert {"weights/bce", "weights/im", "gains/std", "gains/cv_skills"} <= set(tags["scalars"])
     assert len(events.Histograms("gains/per_step")) == 4
 
@@ -81,7 +82,8 @@ def test_resume_from_last_checkpoint_in_phase2_stays_in_phase2(tiny_config, tmp_
     run = tmp_path / "run"
     assert first["status"] == "completed" and _weights(run)[-1] == (0.7, 0.3)
     # Raising max_epochs to 6 keeps the boundary before epoch 4 (phase 1 = 3 epochs of 6).
-    second = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=6", f"ckpt_path={run}/checkpoints/last.ckpt"))
+    last = f"ckpt_path={run}/checkpoints/last.ckpt"
+    second = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=6", last))
     assert second["status"] == "completed"
     assert _weights(run) == [(0.0, 1.0)] * 2 + [(0.7, 0.3)] * 4
     assert [int(r["epoch"]) for r in read_epoch_rows(run / "metrics.csv")] == list(range(6))
@@ -90,7 +92,8 @@ def test_resume_from_last_checkpoint_in_phase2_stays_in_phase2(tiny_config, tmp_
 def test_resume_that_moves_the_phase_boundary_warns(tiny_config, tmp_path):
     train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=2"))  # phase 1 = epoch 0
     with pytest.warns(UserWarning, match="phase1_epochs"):  # 0.5 of 4 = 2 epochs: epoch 1 moves to phase 1
-        train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt"))
+        last = f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt"
+        train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4", last))
 
 
 def test_early_stopping_ignores_epochs_with_frozen_encoder1(tmp_path):
