@@ -145,4 +145,4 @@ def make_schedule(kind: str, **keys: Any) -> Schedule:
             f"schedule {kind!r} does not use {', '.join(f'schedule.{k}={keys[k]}' for k in ignored)}; ignored",
             stacklevel=2,
         )
-    return cls(**{k: v for k, v in keys.items() if k in own and v is not None})
+    return cls(**{k: v for k, v in keys.items() if k in own})
