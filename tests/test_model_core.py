@@ -94,3 +94,16 @@ def test_output_shapes():
     assert out.gain.shape == skills.shape
     assert out.gains_all.shape == (3, skills.shape[1], C)
     assert ((out.gain > 0) & (out.gain < 1)).all()
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_temperature_is_learned_only_when_asked(learn):
+    net = GainAKT3Exp(num_skills=C, d_model=16, n_heads=2, n_blocks=1, d_ff=16, temperature=0.5,
+                      learn_temperature=learn)  # fmt: skip
+    assert float(net.temperature) == pytest.approx(0.5)
+    learned = any(p is net.log_temperature for p in net.encoder2_parameters())
+    assert learned == learn
+    skills, responses, mask = _batch()
+    out = net(skills, responses, torch.full((3,), -1))
+    out.enc2_logit[mask[:, 1:]].sum().backward()
+    assert (net.log_temperature.grad is not None) == learn

@@ -71,6 +71,7 @@ class GainAKT3Exp(nn.Module):
         offset: float = 2.0,
         theta_init: float = 0.85,
         temperature: float = 1.0,
+        learn_temperature: bool = False,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -92,7 +93,6 @@ class GainAKT3Exp(nn.Module):
         self.im_target = im_target
         self.aggregate = aggregate
         self.offset = offset
-        self.temperature = temperature
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
@@ -119,6 +119,11 @@ class GainAKT3Exp(nn.Module):
             nn.Parameter(torch.full((max(num_students, 1),), _softplus_inverse(gamma_init))) if student_gamma else None
         )
         self.theta = nn.Parameter(torch.tensor(float(theta_init)))
+        log_temperature = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_temperature)
+        else:
+            self.register_buffer("log_temperature", log_temperature)
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
@@ -141,6 +146,13 @@ class GainAKT3Exp(nn.Module):
     @property
     def saturation(self) -> torch.Tensor:
         return torch.sigmoid(self.saturation_raw)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """T of encoder 2's logit. Learned, it frees the probability from the (0.27, 0.73) band that
+        T = 1 allows (mastery and theta lie in [0, 1]), which on data with ~73 % correct answers
+        pushes every gain to saturation."""
+        return self.log_temperature.exp()
 
     @property
     def gamma(self) -> torch.Tensor | None:
