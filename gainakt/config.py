@@ -29,8 +29,11 @@ def register_resolvers() -> None:
     in the same second get different folders. ``${gainakt_run_dir:resume,ckpt_path,new}`` and
     ``${gainakt_output_subdir:resume,ckpt_path}`` make a resumed run write into its old folder
     without overwriting the saved Hydra config of the original command. ``${gainakt_one_minus:x}``
-    is 1 - x (conf/sweep/phase2_im.yaml).
+    is 1 - x (conf/sweep/phase2_im.yaml). ``${gainakt_gpu_precision:}`` picks the GPU trainer's
+    mixed precision.
     """
+    if not OmegaConf.has_resolver("gainakt_gpu_precision"):
+        OmegaConf.register_new_resolver("gainakt_gpu_precision", gpu_precision)
     if OmegaConf.has_resolver("gainakt_uid"):
         return
     OmegaConf.register_new_resolver("gainakt_uid", lambda: secrets.token_hex(3), use_cache=True)
@@ -67,3 +70,14 @@ def recompose(saved: list[str], current: list[str], drop: tuple[str, ...]) -> Di
     keys = {o.split("=", 1)[0].lstrip("+~") for o in mine}
     theirs = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys | set(drop)]
     return compose(config_name="config", overrides=theirs + mine)
+
+
+def gpu_precision() -> str:
+    """``${gainakt_gpu_precision:}`` (conf/trainer/gpu.yaml): bf16-mixed where the GPU computes in bf16
+    natively, else 16-mixed. bf16 keeps fp32's range (no loss scaling); pre-Ampere GPUs only emulate it.
+    """
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+        return "bf16-mixed"
+    return "16-mixed"

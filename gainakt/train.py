@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from gainakt.checkpoint_io import AtomicCheckpointIO
@@ -69,19 +70,26 @@ def _resume_checkpoint(cfg: DictConfig) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test the best checkpoint, and write the run folder. Returns the summary."""
+    """Fit, test the best checkpoint, and write the run folder. Returns the summary.
+
+    Under DDP every process runs this (Lightning relaunches the command per device, into the same
+    run folder); only rank 0 writes the folder's files and prints.
+    """
     from callbacks.throughput import Throughput
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    writer = rank_zero_only.rank == 0
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Run folder: {run_dir}", flush=True)
+    if writer:
+        print(f"Run folder: {run_dir}", flush=True)
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg.seed}
     trainer: L.Trainer | None = None
     try:
         validate_config(cfg)
         ckpt_path = _resume_checkpoint(cfg)
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if writer:
+            write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         callbacks = _instantiate_all(cfg.callbacks)  # first: a bad schedule stops before data loading
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = _instantiate(cfg.data)
@@ -124,9 +132,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        write_json_atomic(run_dir / "summary.json", summary)
-        print(format_table(summary), flush=True)
-        print(f"Run folder: {run_dir}", flush=True)
+        if writer:
+            write_json_atomic(run_dir / "summary.json", summary)
+            print(format_table(summary), flush=True)
+            print(f"Run folder: {run_dir}", flush=True)
     return summary
 
 

@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
 
 from gainakt.data.interactions import InteractionData
 from gainakt.data.loading import load_dataset
@@ -95,6 +96,23 @@ class LengthBucketBatchSampler(BatchSampler):
         return iter(batches)
 
 
+class EvalShardSampler(Sampler[int]):
+    """Rank ``rank``'s share of ``size`` items, in order, without the repeats ``DistributedSampler`` adds.
+
+    Every item is evaluated exactly once across the ranks, so metrics synced over ranks equal a
+    single device's. Ranks may get one item fewer; evaluation has no per-batch collective to stall.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int) -> None:
+        self.indices = range(rank, size, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class KTDataModule(L.LightningDataModule):
     """Knowledge-tracing data under the pykt protocol.
 
@@ -162,10 +180,24 @@ class KTDataModule(L.LightningDataModule):
         assert self.data is not None, "call setup() first"
         return self.data.num_skills
 
+    def _sampler(self, dataset: WindowDataset, shuffle: bool) -> Sampler[int]:
+        """Random or sequential order; under several processes, this rank's share of it.
+
+        Sharding here (with the Trainer's ``use_distributed_sampler: false``, as in
+        ``conf/trainer/ddp.yaml``) lets evaluation see every window exactly once.
+        """
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if world == 1:
+            return RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        if shuffle:  # equal shares (a few windows repeated) keep the ranks' gradient steps in lockstep
+            return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        return EvalShardSampler(len(dataset), rank, world)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        sampler: Sampler[int] = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        sampler = self._sampler(dataset, shuffle)
         if self.bucketing:
             batch_sampler: BatchSampler = LengthBucketBatchSampler(
                 sampler, batch_size, False, dataset.windows.length, shuffle=shuffle

@@ -1,0 +1,98 @@
+"""Several processes: DDP on CPU (gloo), Hydra's joblib sweeps, the SLURM launcher config."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.model.module import GainAKTModule
+from gainakt.summary import METRIC_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tiny sizes of conftest.TINY, as command-line overrides; evaluation covers the whole splits.
+CLI_TINY = [
+    "data.synthetic.num_students=80",
+    "data.synthetic.num_skills=6",
+    "data.synthetic.min_length=10",
+    "data.synthetic.max_length=40",
+    "data.batch_size=16",
+    "data.eval_batch_size=8",
+    "model.d_model=16",
+    "model.n_heads=2",
+    "model.n_blocks=1",
+    "model.d_ff=32",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "callbacks.progress_bar=null",
+]
+
+
+def _run_cli(args: list[str], cache: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GAINAKT_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "gainakt.train", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_folder(tmp_path, tiny_config):
+    """Lightning relaunches the command for rank 1; both ranks must share one run folder, and the
+    test metrics (synced over ranks) must equal one device's evaluation of the same checkpoint."""
+    runs = tmp_path / "runs"
+    run = runs / "run"
+    done = _run_cli(["trainer=ddp", "trainer.devices=2", *CLI_TINY, f"hydra.run.dir={run}"], tmp_path / "cache")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [p.name for p in runs.iterdir()] == ["run"]
+    assert done.stdout.count("Run folder:") == 2  # rank 0 prints first and last; rank 1 stays quiet
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+
+    # One device, same data and checkpoint: every test window is seen once on either side.
+    datamodule = instantiate(tiny_config().data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    model = GainAKTModule.load_from_checkpoint(run / "checkpoints" / "best.ckpt")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    single = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    for key in (k for k in METRIC_KEYS if k.startswith("test/")):
+        assert summary[key] == pytest.approx(single[key], abs=1e-5), key
+
+
+def test_joblib_launcher_runs_a_sweep_in_parallel(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _run_cli(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", *CLI_TINY,
+         "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1", f"hydra.sweep.dir={sweep}"],
+        tmp_path / "cache",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summaries = [json.loads((sweep / str(job) / "summary.json").read_text()) for job in (0, 1)]
+    assert [s["status"] for s in summaries] == ["completed", "completed"]
+    assert [s["seed"] for s in summaries] == [1, 2]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher is not installed (pip install '.[slurm]')",
+)
+def test_submitit_slurm_launcher_composes(tmp_path):
+    register_resolvers()
+    overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
+                 "hydra.launcher.timeout_min=120", "trainer=gpu"]  # fmt: skip
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
+    assert cfg.trainer.accelerator == "gpu"
