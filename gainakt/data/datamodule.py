@@ -190,8 +190,9 @@ class KTDataModule(L.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if world == 1:
             return RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        if shuffle:  # equal shares (a few windows repeated) keep the ranks' gradient steps in lockstep
-            return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        if shuffle:  # equal shares (a few windows repeated) keep the ranks' gradient steps in lockstep;
+            # the permutation must agree across ranks: seed_everything gave every rank the same torch seed
+            return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=torch.initial_seed())
         return EvalShardSampler(len(dataset), rank, world)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
