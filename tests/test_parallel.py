@@ -1,4 +1,4 @@
-"""Several processes: DDP on CPU (gloo), Hydra's joblib sweeps, the SLURM launcher config."""
+"""Several processes and devices: DDP on CPU (gloo), Hydra's joblib sweeps, the SLURM launcher config, GPU."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from gainakt.config import CONFIG_DIR, register_resolvers
 from gainakt.model.module import GainAKTModule
 from gainakt.summary import METRIC_KEYS
+from gainakt.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny sizes of conftest.TINY, as command-line overrides; evaluation covers the whole splits.
@@ -96,3 +98,12 @@ def test_submitit_slurm_launcher_composes(tmp_path):
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
     assert cfg.trainer.accelerator == "gpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_gpu_trainer_trains_in_mixed_precision(tiny_config):
+    cfg = tiny_config("trainer=gpu")
+    assert cfg.trainer.precision in ("bf16-mixed", "16-mixed")
+    summary = train(cfg)
+    assert summary["status"] == "completed"
+    assert 0.0 <= summary["test/enc1_auc"] <= 1.0
