@@ -116,11 +116,10 @@ class _BatchClock(L.Callback):
     """Wall time and real interactions of training and evaluation batches, data loading included.
 
     The clock runs from the epoch start (or the previous batch's end) to each batch's end, after
-    the optimiser step. The first ``skip`` training batches are warm-up and not counted.
+    the optimiser step.
     """
 
-    def __init__(self, skip: int = 0) -> None:
-        self.skip = skip
+    def __init__(self) -> None:
         self.totals = {"train": [0, 0, 0.0], "eval": [0, 0, 0.0]}  # batches, interactions, seconds
         self._mark = 0.0
 
@@ -128,14 +127,10 @@ class _BatchClock(L.Callback):
         self._mark = time.perf_counter()
 
     def _end(self, stage: str, batch: Batch) -> None:
-        now = time.perf_counter()
-        if stage == "train" and self.skip > 0:
-            self.skip -= 1
-        else:
-            totals = self.totals[stage]
-            totals[0] += 1
-            totals[1] += int(batch["mask"].sum())
-            totals[2] += now - self._mark
+        totals = self.totals[stage]
+        totals[0] += 1
+        totals[1] += int(batch["mask"].sum())
+        totals[2] += time.perf_counter() - self._mark
         self._mark = time.perf_counter()
 
     on_train_epoch_start = _start
@@ -150,7 +145,7 @@ class _BatchClock(L.Callback):
 
 @dataclass
 class Variant:
-    """One side of a comparison: a model (fresh copy kept for the memory step) and its loaders."""
+    """One side of a comparison: a model (a fresh copy kept for the memory step) and its batches."""
 
     name: str
     info: dict[str, Any]
@@ -158,6 +153,7 @@ class Variant:
     pristine: GainAKTModule
     train_loader: DataLoader
     eval_loader: DataLoader
+    memory_batch: Batch
 
 
 def _trainer(trainer_cfg: DictConfig, callbacks: list[L.Callback], **limits: Any) -> L.Trainer:
@@ -167,20 +163,26 @@ def _trainer(trainer_cfg: DictConfig, callbacks: list[L.Callback], **limits: Any
     return instantiate(trainer_cfg, callbacks=callbacks, **{**settings, **limits})
 
 
-def _eval_loader(datamodule: KTDataModule, num_batches: int) -> DataLoader:
-    """``num_batches`` evenly spaced batches (the middles of equal strata) of a full validation pass.
+def _stratified(loader: DataLoader, num_batches: int) -> DataLoader:
+    """``num_batches`` batches standing for a whole pass of ``loader``.
 
-    Spread over the pass rather than the first ones: bucketing sorts the (unshuffled) validation windows
-    by length, so the first batches of a pass would be its shortest.
+    The pass's batches are ordered by padded size (then real interactions), cut into equal strata,
+    and the middle batch of each is taken. A few random batches would make the estimate hinge on
+    how many long windows they happen to hold: bucketed batches range from a few steps to 200.
     """
-    batches = list(datamodule.val_dataloader().batch_sampler)
-    picked = np.unique(((np.arange(num_batches) + 0.5) * len(batches) / num_batches).astype(int))
-    dataset = datamodule.datasets["val"]
-    return DataLoader(dataset, batch_sampler=[batches[i] for i in picked], collate_fn=dataset.collate)
+    dataset = loader.dataset
+    lengths = dataset.windows.length
+
+    def size(indices: list[int]) -> tuple[int, int]:
+        return len(indices) * int(lengths[indices].max()), int(lengths[indices].sum())
+
+    batches = sorted(loader.batch_sampler, key=size)
+    picked = [batches[int((k + 0.5) * len(batches) / num_batches)] for k in range(num_batches)]
+    return DataLoader(dataset, batch_sampler=picked, collate_fn=dataset.collate)
 
 
 def _heaviest_batch(loader: DataLoader) -> Batch:
-    """The training batch with the most padded positions (it sets the peak memory)."""
+    """The batch of a pass with the most padded positions (it sets the peak memory)."""
     dataset = loader.dataset
     indices = max(loader.batch_sampler, key=lambda idx: len(idx) * int(dataset.windows.length[idx].max()))
     return dataset.collate(indices)
@@ -202,13 +204,16 @@ def peak_training_memory(trainer_cfg: DictConfig, module: GainAKTModule, batch: 
 
 def compare(variants: list[Variant], trainer_cfg: DictConfig, bench: DictConfig) -> list[dict[str, Any]]:
     """Time the variants round by round in this process, then measure each one's peak memory."""
-    clocks = {v.name: _BatchClock(skip=bench.warmup_steps) for v in variants}
+    for variant in variants:  # untimed warm-up
+        if bench.warmup_steps > 0:
+            _trainer(trainer_cfg, [], max_steps=bench.warmup_steps).fit(variant.module, variant.train_loader)
+    clocks = {v.name: _BatchClock() for v in variants}
     for round_index in range(bench.rounds):
         for variant in variants if round_index % 2 == 0 else variants[::-1]:  # A, B, B, A, ...
             clock = clocks[variant.name]
-            steps = bench.train_steps + (bench.warmup_steps if round_index == 0 else 0)
             log.info("  round %d/%d: %s", round_index + 1, bench.rounds, variant.name)
-            _trainer(trainer_cfg, [clock], max_steps=steps).fit(variant.module, train_dataloaders=variant.train_loader)
+            trainer = _trainer(trainer_cfg, [clock], max_steps=bench.train_steps)
+            trainer.fit(variant.module, train_dataloaders=variant.train_loader)
             evaluator = _trainer(trainer_cfg, [clock], limit_val_batches=1.0)
             evaluator.validate(variant.module, dataloaders=variant.eval_loader, verbose=False)
     cases = []
@@ -227,7 +232,7 @@ def compare(variants: list[Variant], trainer_cfg: DictConfig, bench: DictConfig)
             "eval_seconds": eval_s,
             "eval_interactions_per_second": eval_n / eval_s,
         }
-        case.update(peak_training_memory(trainer_cfg, variant.pristine, _heaviest_batch(variant.train_loader)))
+        case.update(peak_training_memory(trainer_cfg, variant.pristine, variant.memory_batch))
         cases.append(case)
     return cases
 
@@ -249,8 +254,9 @@ def _variant(
         info={**info, "num_skills": datamodule.num_skills, **{f"model.{k}": v for k, v in size.items()}},
         module=module,
         pristine=copy.deepcopy(module),
-        train_loader=datamodule.train_dataloader(),
-        eval_loader=_eval_loader(datamodule, cfg.bench.eval_batches),
+        train_loader=_stratified(datamodule.train_dataloader(), cfg.bench.train_steps),
+        eval_loader=_stratified(datamodule.val_dataloader(), cfg.bench.eval_batches),
+        memory_batch=_heaviest_batch(datamodule.train_dataloader()),
     )
 
 
