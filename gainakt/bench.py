@@ -294,6 +294,7 @@ def skills_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Varia
 def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every case at every size; returns the JSON document."""
     bench = cfg.bench
+    load_before = os.getloadavg()[0]
     if bench.headline_size not in bench.sizes:
         raise ValueError(f"bench.headline_size={bench.headline_size!r} is not one of bench.sizes ({list(bench.sizes)})")
     acc = bench.accumulation
@@ -336,6 +337,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             "accelerator": str(cfg.trainer.get("accelerator", "auto")),
             "precision": str(cfg.trainer.get("precision", "32-true")),
             "command": " ".join(["python -m gainakt.bench", *sys.argv[1:]]),
+            "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},  # other work sharing the CPU
         },
         "memory_method": "peak bytes of live tensor storages during one training step on the heaviest batch "
         "(parameters + gradients + Adam state + activations), counted by a TorchDispatchMode",

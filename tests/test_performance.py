@@ -75,7 +75,7 @@ def test_benchmark_produces_the_documented_json(tmp_path, monkeypatch):
     register_resolvers()
     tiny = "{d_model: 16, n_heads: 2, n_blocks: 1, d_ff: 32}"
     overrides = [
-        "bench=quick", f"++bench.sizes.cpu={tiny}", "~bench.sizes.original",
+        "bench=quick", f"++bench.sizes.cpu={tiny}",
         f"bench.bucketing.root={tmp_path / 'absent'}",
         "bench.bucketing.fallback.num_students=120", "bench.skills.synthetic.num_students=60",
         "bench.skills.synthetic.min_length=40", "bench.skills.synthetic.max_length=40", "data.window=40",
