@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.errors import ConfigError, GainAKTError
 from gainakt.data.datamodule import KTDataModule
 from gainakt.io import write_json_atomic
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, accumulate_reference, skill_multi_hot
@@ -295,15 +296,18 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every case at every size; returns the JSON document."""
     bench = cfg.bench
     load_before = os.getloadavg()[0]
-    if bench.headline_size not in bench.sizes:
-        raise ValueError(f"bench.headline_size={bench.headline_size!r} is not one of bench.sizes ({list(bench.sizes)})")
+    for name in bench.run_sizes:
+        if name not in bench.sizes:
+            raise ConfigError(f"bench.run_sizes: {name!r} is not one of bench.sizes ({', '.join(bench.sizes)})")
+    if bench.headline_size not in bench.run_sizes:
+        raise ConfigError(f"bench.headline_size={bench.headline_size!r} is not in bench.run_sizes {list(bench.run_sizes)}")
     acc = bench.accumulation
     log.info("accumulation: B=%d, L=%d, C=%d", acc.batch_size, acc.length, acc.num_skills)
     accumulation = accumulation_case(acc.batch_size, acc.length, acc.num_skills, acc.repeats, cfg.seed)
     cases: list[dict[str, Any]] = [accumulation]
     ratios: dict[str, dict[str, float]] = {}
-    for size_name, size in bench.sizes.items():
-        size = OmegaConf.to_container(size) or {}
+    for size_name in bench.run_sizes:
+        size = OmegaConf.to_container(bench.sizes[size_name]) or {}
         log.info("size %s %s: bucketed vs padded", size_name, size)
         bucketed, padded = compare(bucketing_pair(cfg, size_name, size), cfg.trainer, bench)
         log.info("size %s: %d vs %d skills", size_name, bench.skills.small, bench.skills.large)
@@ -351,7 +355,11 @@ register_resolvers()
 def main(cfg: DictConfig) -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    result = run_benchmark(cfg)
+    try:
+        result = run_benchmark(cfg)
+    except GainAKTError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
     write_json_atomic(Path(cfg.run_dir) / "bench.json", result)
     print(json.dumps(result, indent=2, sort_keys=True), flush=True)
 
