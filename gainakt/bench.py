@@ -295,6 +295,8 @@ def skills_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Varia
 def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every case at every size; returns the JSON document."""
     bench = cfg.bench
+    if bench.threads is not None:
+        torch.set_num_threads(bench.threads)
     load_before = os.getloadavg()[0]
     for name in bench.run_sizes:
         if name not in bench.sizes:
