@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gainakt.checks import learned_rates, per_skill_rows  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from gainakt.checks import NotComputable, learned_rates, per_skill_rows, spearman  # noqa: E402
 from gainakt.epoch_csv import read_epoch_rows  # noqa: E402
 from gainakt.io import atomic_path  # noqa: E402
 
@@ -99,7 +101,7 @@ def training_curves(metrics_csv: Path, path: Path) -> bool:
             ax.plot(frame["epoch"], frame[key], "o-", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation AUC")
-    ax.set_title("AUC per epoch")
+    ax.set_title("AUC per epoch" + ("" if has_std else "\n(gain std not logged: no gains/std in metrics.csv)"), fontsize=10)
     ax.legend()
     if has_std:
         ax = axes[0, 1]
@@ -109,8 +111,8 @@ def training_curves(metrics_csv: Path, path: Path) -> bool:
         ax.set_ylabel("gain std (validation)")
         ax.set_title("Gain std per epoch")
         ax.legend()
-    else:
-        ax.text(0.02, 0.02, "gain std not logged (no gains/std in metrics.csv)", transform=ax.transAxes, fontsize=8)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _save(fig, path)
     return True
 
@@ -125,7 +127,11 @@ def learned_vs_true_rates(rows: pd.DataFrame, beta: np.ndarray, true_beta: np.nd
         ax.annotate(str(skill), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("true learning rate beta (simulator)")
     ax.set_ylabel("learned rate: beta x mean gain")
-    ax.set_title("Per-skill learning rates")
+    try:
+        rho = f"Spearman {spearman(rates.to_numpy(), x):.3f}"
+    except NotComputable as exc:
+        rho = str(exc)
+    ax.set_title(f"Per-skill learning rates ({rho})", fontsize=10)
     _save(fig, path)
 
 
