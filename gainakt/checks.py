@@ -26,6 +26,26 @@ import pandas as pd
 PASSED, FAILED, NOT_COMPUTABLE = "passed", "failed", "not computable"
 
 
+DEFINITIONS: dict[int | str, str] = {
+    1: "population std of `gain` over the rows",
+    2: "sum of gain on the question's skills / sum of all gain applied at these steps (`gain_other` is the rest)",
+    3: "rows with mastery_after < mastery_before, plus consecutive rows of one student, window and skill set "
+    "whose mastery_before falls below the previous mastery_after (tolerance `monotonicity_tolerance`)",
+    4: "Pearson(mastery_before, response) over the rows; encoder 1: Pearson(enc1_prob, response)",
+    5: "std / mean across skills (with >= `min_rows_per_skill` rows) of each skill's mean gain",
+    6: "mean gain at correct answers / mean gain at incorrect answers (the gain at step t is computed after r_t)",
+    7: "AUC of enc2_prob for the response; encoder 1: AUC of enc1_prob",
+    8: "IQR of `gain`; also needs the share of distinct gains (rounded) above `gain_distinct_share`",
+    9: "std over skills of the learned beta",
+    10: "share of rows where (enc2_prob >= 0.5) equals the response, i.e. mastered <=> correct; encoder 1: its accuracy",
+    11: "Pearson across students (>= `min_rows_per_student` rows) of mean mastery_before and share correct; "
+    "encoder 1: mean enc1_prob instead of mastery",
+    "R1": "Spearman over skills of the learned rate (beta x the skill's mean gain) and the simulator's beta",
+    "R2": "Pearson(mastery_before, the simulator's mastery before the answer) over the rows",
+}
+"""One line per check, for verification.md and the README; the functions' docstrings say why."""
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Pass thresholds of the checks (config group ``checks``); defaults are the SPEC's."""

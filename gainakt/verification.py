@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gainakt.checks import CheckResult, Thresholds, recovery_checks, run_checks
+from gainakt.checks import DEFINITIONS, CheckResult, Thresholds, recovery_checks, run_checks
 from gainakt.data.datamodule import KTDataModule
 from gainakt.io import write_json_atomic, write_text_atomic
 from gainakt.model.gainakt3exp import GainAKT3Exp
@@ -86,7 +86,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Next step (the seed document's decision tree)", "", tree["advice"] + "."]
     if tree["override"]:
         lines += ["", "Try it:", "", "```bash", f"python -m gainakt.train <this run's overrides> {tree['override']}", "```"]
-    lines += ["", "How each check is defined: README.md, \"Verification, trajectories and evaluation\".", ""]
+    shown = [c["id"] for c in report["checks"] + report.get("recovery", [])]
+    lines += ["", "## How each check is computed", ""] + [f"- **{i}**: {DEFINITIONS[i]}" for i in shown] + [""]
     return "\n".join(lines)
 
 
