@@ -33,8 +33,8 @@ def _save(fig: plt.Figure, path: Path) -> None:
 def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
     """A few students (the longest sequences): mastery of their most practised skills over steps.
 
-    Each skill's curve joins its mastery after every attempt; markers sit on the curve at the
-    attempt, filled for a correct answer and hollow for an incorrect one.
+    Each skill's curve is a step function of its mastery after every attempt (mastery does not move
+    between attempts); markers sit at the attempts, filled for a correct answer, hollow otherwise.
     """
     students = rows["student"].value_counts().index[:STUDENTS_SHOWN]
     fig, axes = plt.subplots(len(students), 1, figsize=(10, 2.6 * len(students)), squeeze=False)
@@ -42,7 +42,8 @@ def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
         own = rows[rows["student"] == student]
         for skill in own["skill"].value_counts().index[:SKILLS_PER_STUDENT]:
             attempts = own[own["skill"] == skill]
-            line = ax.plot(attempts["step"], attempts["mastery_after"], "-", lw=1.2, label=f"skill {skill}")[0]
+            line = ax.plot(attempts["step"], attempts["mastery_after"], "-", lw=1.2, drawstyle="steps-post",
+                           label=f"skill {skill}")[0]
             for correct, face in ((1, line.get_color()), (0, "white")):
                 hit = attempts[attempts["response"] == correct]
                 ax.scatter(hit["step"], hit["mastery_after"], s=22, facecolors=face, edgecolors=line.get_color(), zorder=3)
