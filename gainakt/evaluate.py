@@ -43,9 +43,12 @@ def data_config(cfg: DictConfig, ckpt: Path, overrides: list[str]) -> DictConfig
     data = OmegaConf.load(saved).get("data")
     if data is None:
         raise ConfigError(f"{saved} has no 'data' section; pass data=<name> (and data.root=...)")
-    mine = [o.lstrip("+") for o, k in zip(overrides, keys) if k.startswith("data.")]
     if not any(k == "data.cache_dir" for k in keys):
         data.cache_dir = cfg.data.cache_dir  # the run's cache path belongs to the machine it ran on
+    for key in sorted(set(data.keys()) - set(cfg.data.keys())):  # e.g. options a newer version dropped
+        print(f"warning: ignoring data.{key} of {saved}: not a data option of this version", file=sys.stderr)
+        data.pop(key)
+    mine = [o.lstrip("+") for o, k in zip(overrides, keys) if k.startswith("data.")]
     return OmegaConf.merge({"data": data}, OmegaConf.from_dotlist(mine)).data
 
 
@@ -63,8 +66,10 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
         if not ckpt.is_file():
             raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
         data_cfg = data_config(cfg, ckpt, list(overrides))
-        used = OmegaConf.merge(cfg, {"data": data_cfg})
-        write_text_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(used, resolve=True))
+        used = OmegaConf.to_container(cfg, resolve=True)
+        used["data"] = OmegaConf.to_container(data_cfg, resolve=True)
+        used = OmegaConf.create(used)
+        write_text_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(used))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(used.data)
         datamodule.prepare_data()

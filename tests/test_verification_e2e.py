@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from types import SimpleNamespace
 
@@ -151,16 +152,20 @@ def _compose_evaluate(overrides):
         return compose("evaluate", overrides=overrides)
 
 
-def test_evaluate_a_copied_checkpoint(trained_run, tmp_path):
+def test_evaluate_a_copied_checkpoint(trained_run, tmp_path, capsys):
     run, summary = trained_run
     copy = tmp_path / "elsewhere"
     (copy / "checkpoints").mkdir(parents=True)
     shutil.copy(run / "checkpoints" / "best.ckpt", copy / "checkpoints" / "best.ckpt")
-    shutil.copy(run / "config.yaml", copy / "config.yaml")
+    # an option this version no longer knows (a run from an older version) is named and ignored
+    saved = re.sub(r"(?m)^data:\n", "data:\n  obsolete_option: 1\n", (run / "config.yaml").read_text())
+    assert "obsolete_option" in saved
+    (copy / "config.yaml").write_text(saved)
     out = tmp_path / "evaluation"
     cfg = _compose_evaluate([f"ckpt_path={copy / 'checkpoints' / 'best.ckpt'}", f"run_dir={out}"])
     result = evaluate(cfg, [])
     assert result["status"] == "completed"
+    assert "ignoring data.obsolete_option" in capsys.readouterr().err
     original = json.loads((run / "verification.json").read_text())
     evaluated = json.loads((out / "verification.json").read_text())
     assert evaluated["rows"] == original["rows"]
