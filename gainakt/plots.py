@@ -40,18 +40,23 @@ def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(len(students), 1, figsize=(10, 2.6 * len(students)), squeeze=False)
     for ax, student in zip(axes[:, 0], students):
         own = rows[rows["student"] == student]
-        for skill in own["skill"].value_counts().index[:SKILLS_PER_STUDENT]:
+        for number, skill in enumerate(own["skill"].value_counts().index[:SKILLS_PER_STUDENT]):
             attempts = own[own["skill"] == skill]
-            line = ax.plot(attempts["step"], attempts["mastery_after"], "-", lw=1.2, drawstyle="steps-post",
-                           label=f"skill {skill}")[0]
-            for correct, face in ((1, line.get_color()), (0, "white")):
+            color = f"C{number}"
+            for count, (_, part) in enumerate(attempts.groupby("window")):  # windows are separate model inputs
+                ax.plot(part["step"], part["mastery_after"], "-", lw=1.2, drawstyle="steps-post", color=color,
+                        label=None if count else f"skill {skill}")  # fmt: skip
+            for correct, face in ((1, color), (0, "white")):
                 hit = attempts[attempts["response"] == correct]
-                ax.scatter(hit["step"], hit["mastery_after"], s=22, facecolors=face, edgecolors=line.get_color(), zorder=3)
+                ax.scatter(hit["step"], hit["mastery_after"], s=22, facecolors=face, edgecolors=color, zorder=3)
+        starts = own.groupby("window")["step"].min().to_numpy()[1:] - 1
+        for start in starts:  # the model restarts each window from zero practice
+            ax.axvline(start, color="grey", ls=":", lw=1)
         ax.set_title(f"student {student}", fontsize=10)
         ax.set_ylabel("mastery")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=8, loc="upper left", ncol=SKILLS_PER_STUDENT)
-    axes[-1, 0].set_xlabel("step (filled marker: correct, hollow: incorrect)")
+    axes[-1, 0].set_xlabel("step (filled marker: correct, hollow: incorrect; dotted: a new window starts from zero practice)")
     _save(fig, path)
 
 
