@@ -20,6 +20,7 @@ from gainakt.data.interactions import from_sequences
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
 from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.summary import format_table
 from gainakt.train import train
 from gainakt.trajectories import extract, read_csv
 from tests.conftest import TINY
@@ -47,6 +48,7 @@ def test_run_folder_has_verification_outputs(trained_run):
     saved = json.loads((run / "summary.json").read_text())
     assert saved["checks_passed"] == report["checks_passed"] == sum(c["passed"] is True for c in report["checks"])
     assert saved["checks_total"] == 11 and summary["checks_total"] == 11
+    assert f"{saved['checks_passed']}/11 checks passed" in format_table(saved)
     text = (run / "verification.md").read_text()
     assert "| 7 | encoder-2 AUC |" in text and "decision tree" in text
     params = json.loads((run / "parameters.json").read_text())
