@@ -93,7 +93,7 @@ def gain_by_response(rows: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def training_curves(metrics_csv: Path, path: Path) -> bool:
+def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0.05) -> bool:
     """Per epoch: both encoders' validation AUC and, when logged (``gains/std``), the gain std."""
     epochs = read_epoch_rows(metrics_csv)
     if not epochs:
@@ -112,10 +112,10 @@ def training_curves(metrics_csv: Path, path: Path) -> bool:
     if has_std:
         ax = axes[0, 1]
         ax.plot(frame["epoch"], frame["gains/std"], "o-", color="tab:purple")
-        ax.axhline(0.05, ls="--", color="grey", lw=1, label="check 1 threshold")
+        ax.axhline(gain_std_threshold, ls="--", color="grey", lw=1, label="check 1 threshold")
         ax.set_xlabel("epoch")
         ax.set_ylabel("gain std (validation)")
-        ax.set_title("Gain std per epoch")
+        ax.set_title("Gain std per epoch", fontsize=10)
         ax.legend()
     for ax in axes[0]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -143,7 +143,7 @@ def learned_vs_true_rates(rows: pd.DataFrame, beta: np.ndarray, true_beta: np.nd
 
 def write_plots(
     rows: pd.DataFrame, params: dict[str, Any], out_dir: Path, metrics_csv: str | Path | None = None,
-    truth: dict[str, np.ndarray] | None = None, min_rows_per_skill: int = 5,
+    truth: dict[str, np.ndarray] | None = None, min_rows_per_skill: int = 5, gain_std_threshold: float = 0.05,
 ) -> list[Path]:  # fmt: skip
     """Every plot that the available inputs allow, on the test rows (as the checks); returns the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +163,6 @@ def write_plots(
             written.append(path)
     if metrics_csv is not None and Path(metrics_csv).is_file():
         path = out_dir / "training_curves.png"
-        if training_curves(Path(metrics_csv), path):
+        if training_curves(Path(metrics_csv), path, gain_std_threshold):
             written.append(path)
     return written

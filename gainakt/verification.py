@@ -139,7 +139,7 @@ def verify(
         from gainakt.plots import write_plots
 
         write_plots(rows, params, out_dir / "plots", metrics_csv=metrics_csv, truth=truth,
-                    min_rows_per_skill=thresholds.min_rows_per_skill)  # fmt: skip
+                    min_rows_per_skill=thresholds.min_rows_per_skill, gain_std_threshold=thresholds.gain_std)  # fmt: skip
     print(f"Verification: {report['checks_passed']}/{report['checks_total']} checks passed "
           f"on {report['rows']} test rows; see {out_dir / 'verification.md'}", flush=True)  # fmt: skip
     return {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}
