@@ -128,9 +128,11 @@ def verify(
     out_dir = Path(out_dir)
     rows = extract(net, datamodule, device=device)
     params = parameters(net)
+    assert datamodule.data is not None
+    if datamodule.data.skill_ids is not None:
+        params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
     write_csv(rows, out_dir / "trajectories.csv")
     write_json_atomic(out_dir / "parameters.json", params)
-    assert datamodule.data is not None
     truth = datamodule.data.truth or None
     report = verification_report(rows, params, thresholds, truth, {**params["options"], **(model_options or {})})
     write_json_atomic(out_dir / "verification.json", report)

@@ -16,7 +16,7 @@ from torchmetrics.functional.classification import binary_auroc
 from gainakt.checks import Thresholds, run_checks
 from gainakt.config import CONFIG_DIR, register_resolvers
 from gainakt.data.datamodule import WindowDataset
-from gainakt.data.interactions import from_sequences
+from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
 from gainakt.model.gainakt3exp import GainAKT3Exp
@@ -117,9 +117,10 @@ def test_trajectories_cover_every_scored_interaction(tiny_config):
 
 
 def test_multi_skill_rows_join_skills_and_aggregate_mastery():
-    data = from_sequences(
-        skill_seqs=[[[0], [0, 1], [1], [0, 1]], [[1], [1], [0, 1]]], response_seqs=[[1, 0, 1, 1], [0, 1, 1]],
-        fold=[-1, -1], num_skills=2, student_ids=["x", "y"],
+    data = InteractionData(
+        offsets=np.array([0, 4, 7]), skills=np.array([[0, -1], [0, 1], [1, -1], [0, 1], [1, -1], [1, -1], [0, 1]]),
+        responses=np.array([1, 0, 1, 1, 0, 1, 1], dtype=np.int8), fold=np.array([-1, -1], dtype=np.int8),
+        num_skills=2, student_ids=np.array(["x", "y"]),
     )  # fmt: skip
     windows = make_windows(data, np.array([0, 1]), window=200, min_length=3)
     dataset = WindowDataset(data, windows, np.full(2, -1), pad_to=None)
