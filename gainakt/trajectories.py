@@ -138,7 +138,7 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
         "gamma_unseen_student": None if gamma is None else float(gamma.mean()),
         "theta": float(net.theta.detach().clamp(0.0, 1.0)),
         "offset": net.offset,
-        "temperature": net.temperature,
+        "temperature": float(net.temperature.detach()),
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,
                     "im_target": net.im_target},  # fmt: skip
     }

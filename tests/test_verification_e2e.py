@@ -107,7 +107,8 @@ def test_trajectories_cover_every_scored_interaction(tiny_config):
         np.testing.assert_allclose(part["true_mastery_before"], dm.data.truth["mastery_before"][flat], rtol=1e-6)
     # encoder 2 predicts each row from exactly the row's mastery_before (im_target=next, aggregate=min)
     theta = float(net.theta.detach().clamp(0, 1))
-    expected = 1.0 / (1.0 + np.exp(-(rows["mastery_before"].to_numpy(np.float64) - theta)))
+    temperature = float(net.temperature.detach())
+    expected = 1.0 / (1.0 + np.exp(-(rows["mastery_before"].to_numpy(np.float64) - theta) / temperature))
     np.testing.assert_allclose(rows["enc2_prob"], expected, atol=1e-5)
     # batching does not change any value
     again = extract(net, dm, batch_size=64, progress=False)
