@@ -35,6 +35,8 @@ def format_table(summary: dict[str, Any]) -> str:
         extras.append(f"{summary['interactions_per_second']:,.0f} interactions/s")
     if extras:
         lines.append(", ".join(extras))
+    if "checks_total" in summary:
+        lines.append(f"verification: {summary['checks_passed']}/{summary['checks_total']} checks passed (verification.md)")
     lines.append(f"status: {summary.get('status', '?')}")
     return "\n".join(lines)
 

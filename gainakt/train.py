@@ -1,7 +1,8 @@
 """Train GainAKT3Exp: ``python -m gainakt.train [overrides]`` (Hydra; ``-m`` for sweeps).
 
 Writes into its run folder: config.yaml (resolved), TensorBoard events, metrics.csv,
-checkpoints/{best,last}.ckpt and summary.json; prints ``Run folder: <path>`` first and last.
+checkpoints/{best,last}.ckpt, summary.json and the verification outputs (callbacks/verification.py);
+prints ``Run folder: <path>`` first and last.
 ``resume=<run>`` continues a run in its folder; ``rerun=<run>`` repeats it in a new one.
 """
 
@@ -76,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run folder); only rank 0 writes the folder's files and prints.
     """
     from callbacks.throughput import Throughput
+    from callbacks.verification import Verification
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     writer = rank_zero_only.rank == 0
@@ -109,6 +111,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
         summary.update({k: v for k, v in tested[0].items() if k in METRIC_KEYS})
+        verification = _find(callbacks, Verification)
+        if verification is not None and verification.result is not None:
+            summary.update(verification.result)
 
         metrics_csv = run_dir / "metrics.csv"
         best = best_epoch_row(read_epoch_rows(metrics_csv)) if metrics_csv.is_file() else None

@@ -31,11 +31,17 @@ def mastery_logit(
         theta: mastery threshold, clamped to [0, 1].
         aggregate: ``min`` (every skill must be mastered) or ``mean``.
     """
+    return (aggregate_skills(skill_mastery, valid, aggregate) - theta.clamp(0.0, 1.0)) / temperature
+
+
+def aggregate_skills(values: torch.Tensor, valid: torch.Tensor, aggregate: str) -> torch.Tensor:
+    """Combine [..., K] per-skill values of a question over its ``valid`` skills: ``min`` or ``mean``.
+
+    Encoder 2's prediction and the trajectories' mastery columns both use it, so they agree.
+    """
     if aggregate == "min":
-        agg = skill_mastery.masked_fill(~valid, float("inf")).amin(-1)
-        agg = torch.where(valid.any(-1), agg, torch.zeros_like(agg))
-    elif aggregate == "mean":
-        agg = (skill_mastery * valid).sum(-1) / valid.sum(-1).clamp_min(1)
-    else:
-        raise ValueError(f"aggregate must be 'min' or 'mean', got {aggregate!r}")
-    return (agg - theta.clamp(0.0, 1.0)) / temperature
+        agg = values.masked_fill(~valid, float("inf")).amin(-1)
+        return torch.where(valid.any(-1), agg, torch.zeros_like(agg))
+    if aggregate == "mean":
+        return (values * valid).sum(-1) / valid.sum(-1).clamp_min(1)
+    raise ValueError(f"aggregate must be 'min' or 'mean', got {aggregate!r}")

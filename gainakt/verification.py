@@ -1,0 +1,147 @@
+"""Verify a trained model: trajectories, the eleven checks, the seed document's advice, plots.
+
+``verify`` writes into a folder (a run folder after fit, or an evaluation folder):
+``trajectories.csv`` (validation and test rows), ``parameters.json``, ``verification.json`` and
+``verification.md`` (checks on the test rows) and ``plots/*.png``. The checks are computed from
+exactly the rows written to ``trajectories.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gainakt.checks import DEFINITIONS, CheckResult, Thresholds, recovery_checks, run_checks
+from gainakt.data.datamodule import KTDataModule
+from gainakt.io import write_json_atomic, write_text_atomic
+from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.trajectories import extract, parameters, write_csv
+
+# The seed document's decision tree, by gain std: (lower bound, advice, override that tries it).
+DECISION_TREE = [
+    (0.10, "gains are differentiated (gain std > 0.10): no architectural option needed", None),
+    (0.05, "gain std 0.05-0.10: try option 2, small initialisation of the gains head", "model.gains_init=small"),
+    (0.02, "gain std 0.02-0.05: try option 1, a multi-layer gains head", "model.gains_head=mlp"),
+    (-math.inf, "gain std < 0.02: try option 3, skill-aware attention in encoder 2", "model.attention_bias=skill_aware"),
+]
+MASTERY_TARGET = 0.40  # the seed document's success criterion for the mastery correlation
+
+
+def decision(gain_std: float | None, mastery_corr: float | None, model_options: dict[str, Any]) -> dict[str, Any]:
+    """Apply the seed document's decision tree to this run's gain std (check 1) and check 11."""
+    if gain_std is None:
+        return {"advice": "gain std could not be computed on these rows; no advice", "override": None}
+    _, advice, override = next(branch for branch in DECISION_TREE if gain_std > branch[0])
+    notes = []
+    if override is None and (mastery_corr is None or mastery_corr <= MASTERY_TARGET):
+        shown = "not computable" if mastery_corr is None else f"{mastery_corr:.3f}"
+        notes.append(f"but the mastery correlation ({shown}) is not above {MASTERY_TARGET}: not yet a success")
+    if override is not None:
+        key, value = override.split("=")
+        if str(model_options.get(key.removeprefix("model."))) == value:
+            notes.append(f"this run already uses {override}; the next option down the tree is the one left to try")
+        notes.append("the seed document tries each option together with the V3 inverse-warmup schedule")
+    return {"advice": advice + ("; " + "; ".join(notes) if notes else ""), "override": override}
+
+
+def _fmt(value: float | None, integral: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(int(value)) if integral else f"{value:.4f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """verification.md: a table of the checks, ground-truth recovery, then the decision tree."""
+    lines = [
+        "# Verification of encoder 2",
+        "",
+        f"Rows: the {report['rows']} scored interactions of the {report['students']} {report['split']} "
+        f"students (see trajectories.csv). Reference: the same statistic for encoder 1 on the same rows.",
+        "",
+        f"**{report['checks_passed']} of {report['checks_total']} checks passed**"
+        + (f" ({report['checks_not_computable']} not computable)" if report["checks_not_computable"] else ""),
+        "",
+        "| # | check | value | threshold | result | encoder 1 |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def table_row(check: dict[str, Any]) -> str:
+        result = check["status"] + (f": {check['reason']}" if check["reason"] else "")
+        detail = ", ".join(f"{k} {_fmt(v, v is not None and float(v).is_integer())}" for k, v in check["detail"].items())
+        count = check["id"] == 3  # a number of violations
+        value = _fmt(check["value"], count) + (f" ({detail})" if detail else "")
+        threshold = f"{check['op']} {_fmt(float(check['threshold']), count)}"
+        return f"| {check['id']} | {check['name']} | {value} | {threshold} | {result} | {_fmt(check['reference'])} |"
+
+    lines += [table_row(c) for c in report["checks"]]
+    if report.get("recovery"):
+        lines += ["", "## Ground-truth recovery (synthetic data)", "",
+                  "| # | check | value | threshold | result |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["|".join(table_row(c).split("|")[:-2]) + "|" for c in report["recovery"]]
+    tree = report["decision"]
+    lines += ["", "## Next step (the seed document's decision tree)", "", tree["advice"] + "."]
+    if tree["override"]:
+        lines += ["", "Try it:", "", "```bash", f"python -m gainakt.train <this run's overrides> {tree['override']}", "```"]
+    shown = [c["id"] for c in report["checks"] + report.get("recovery", [])]
+    lines += ["", "## How each check is computed", ""] + [f"- **{i}**: {DEFINITIONS[i]}" for i in shown] + [""]
+    return "\n".join(lines)
+
+
+def verification_report(
+    rows: pd.DataFrame, params: dict[str, Any], thresholds: Thresholds, truth: dict[str, np.ndarray] | None,
+    model_options: dict[str, Any], split: str = "test",
+) -> dict[str, Any]:  # fmt: skip
+    """The content of verification.json, from one split's rows and the learned parameters."""
+    part = rows[rows["split"] == split]
+    beta = np.asarray(params["beta"])
+    checks = run_checks(part, beta, thresholds)
+    recovery: list[CheckResult] = []
+    if truth and "beta" in truth and "true_mastery_before" in part.columns:
+        recovery = recovery_checks(part, beta, truth, thresholds)
+    by_id = {c.id: c for c in checks}
+    return {
+        "split": split,
+        "rows": len(part),
+        "students": int(part["student"].nunique()),
+        "checks": [c.to_dict() for c in checks],
+        "recovery": [c.to_dict() for c in recovery],
+        "checks_passed": sum(c.passed is True for c in checks),
+        "checks_total": len(checks),
+        "checks_not_computable": sum(c.passed is None for c in checks),
+        "decision": decision(by_id[1].value, by_id[11].value, model_options),
+    }
+
+
+def verify(
+    net: GainAKT3Exp, datamodule: KTDataModule, out_dir: str | Path, thresholds: Thresholds,
+    metrics_csv: str | Path | None = None, model_options: dict[str, Any] | None = None,
+    device: Any = "cpu", plots: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Extract trajectories, run the checks and write every verification output into ``out_dir``.
+
+    Returns the summary entries (``checks_passed``, ``checks_total``, ``checks_not_computable``).
+    """
+    out_dir = Path(out_dir)
+    rows = extract(net, datamodule, device=device)
+    params = parameters(net)
+    assert datamodule.data is not None
+    if datamodule.data.skill_ids is not None:
+        params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
+    write_csv(rows, out_dir / "trajectories.csv")
+    write_json_atomic(out_dir / "parameters.json", params)
+    truth = datamodule.data.truth or None
+    report = verification_report(rows, params, thresholds, truth, {**params["options"], **(model_options or {})})
+    write_json_atomic(out_dir / "verification.json", report)
+    write_text_atomic(out_dir / "verification.md", render_markdown(report))
+    if plots:
+        from gainakt.plots import write_plots
+
+        write_plots(rows, params, out_dir / "plots", metrics_csv=metrics_csv, truth=truth,
+                    min_rows_per_skill=thresholds.min_rows_per_skill, gain_std_threshold=thresholds.gain_std)  # fmt: skip
+    print(f"Verification: {report['checks_passed']}/{report['checks_total']} checks passed "
+          f"on {report['rows']} test rows; see {out_dir / 'verification.md'}", flush=True)  # fmt: skip
+    return {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}

@@ -1,0 +1,216 @@
+"""Each verification check on hand-made rows whose answer is known, passing, failing and not computable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torchmetrics.functional.classification import binary_auroc
+
+from gainakt import checks
+from gainakt.checks import NOT_COMPUTABLE, Thresholds
+from gainakt.verification import decision, render_markdown, verification_report
+
+T = Thresholds()
+
+
+def rows(**columns) -> pd.DataFrame:
+    """A trajectories table with neutral defaults for every column not given."""
+    n = len(next(iter(columns.values())))
+    base = {
+        "split": ["test"] * n,
+        "student": ["a"] * n,
+        "window": [0] * n,
+        "step": list(range(1, n + 1)),
+        "skill": ["0"] * n,
+        "response": [i % 2 for i in range(n)],
+        "enc1_prob": np.linspace(0.1, 0.9, n),
+        "enc2_prob": np.linspace(0.1, 0.9, n),
+        "mastery_before": np.linspace(0.1, 0.5, n),
+        "mastery_after": np.linspace(0.1, 0.5, n) + 0.01,
+        "gain": np.full(n, 0.5),
+        "gain_other": np.zeros(n),
+    }
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def test_gain_std():
+    r = checks.gain_std(rows(gain=[0.1, 0.3, 0.1, 0.3]), T)
+    assert r.value == pytest.approx(0.1) and r.passed is True and r.status == "passed"
+    flat = checks.gain_std(rows(gain=[0.58, 0.58, 0.58]), T)
+    assert flat.value == 0.0 and flat.passed is False and flat.status == "failed"
+    one = checks.gain_std(rows(gain=[0.5]), T)
+    assert one.passed is None and one.status == NOT_COMPUTABLE and "2 rows" in one.reason
+
+
+def test_qmatrix_alignment():
+    assert checks.qmatrix_alignment(rows(gain=[0.5, 0.2]), T).value == 1.0
+    spread = checks.qmatrix_alignment(rows(gain=[1.0, 1.0], gain_other=[1.0, 1.0]), T)
+    assert spread.value == pytest.approx(0.5) and spread.passed is False
+    multi = checks.qmatrix_alignment(rows(skill=["1|2"], gain=[0.5], gain_other=[0.1]), T)
+    assert multi.value == pytest.approx(1.0 / 1.1)  # 0.5 on each of 2 skills vs 0.1 elsewhere
+    none = checks.qmatrix_alignment(rows(gain=[0.0, 0.0]), T)
+    assert none.status == NOT_COMPUTABLE and "no gain" in none.reason
+
+
+def test_monotonicity_counts_decreases_within_and_across_rows():
+    rising = rows(step=[1, 2, 3], mastery_before=[0.1, 0.2, 0.3], mastery_after=[0.2, 0.3, 0.4])
+    assert checks.monotonicity_violations(rising, T).value == 0
+    assert checks.monotonicity_violations(rising, T).passed is True
+    within = rows(step=[1, 2], mastery_before=[0.3, 0.4], mastery_after=[0.4, 0.35])
+    # row 2 falls within itself, and nothing links row 1's after (0.4) to row 2's before (0.4)
+    assert checks.monotonicity_violations(within, T).value == 1
+    across = rows(step=[1, 2], mastery_before=[0.3, 0.35], mastery_after=[0.4, 0.45])
+    result = checks.monotonicity_violations(across, T)
+    assert result.value == 1 and result.passed is False
+    # a later attempt in a *new* window, or on another skill, may start lower
+    new_window = rows(step=[1, 201], window=[0, 1], mastery_before=[0.3, 0.1], mastery_after=[0.4, 0.2])
+    assert checks.monotonicity_violations(new_window, T).value == 0
+    other_skill = rows(step=[1, 2], skill=["0", "1"], mastery_before=[0.3, 0.1], mastery_after=[0.4, 0.2])
+    assert checks.monotonicity_violations(other_skill, T).value == 0
+    # order of the rows does not matter; rounding noise below the tolerance is no violation
+    shuffled = rows(step=[2, 1], mastery_before=[0.35, 0.3], mastery_after=[0.45, 0.4])
+    assert checks.monotonicity_violations(shuffled, T).value == 1
+    noise = rows(step=[1, 2], mastery_before=[0.3, 0.4 - 1e-8], mastery_after=[0.4, 0.5])
+    assert checks.monotonicity_violations(noise, T).value == 0
+
+
+def test_mastery_response_correlation_with_encoder1_reference():
+    r = checks.mastery_response_correlation(
+        rows(response=[0, 1, 0, 1], mastery_before=[0.1, 0.9, 0.1, 0.9], enc1_prob=[0.9, 0.1, 0.9, 0.1]), T
+    )
+    assert r.value == pytest.approx(1.0) and r.passed is True and r.reference == pytest.approx(-1.0)
+    weak = checks.mastery_response_correlation(rows(response=[0, 1, 0, 1], mastery_before=[0.2, 0.3, 0.3, 0.2]), T)
+    assert weak.value == pytest.approx(0.0) and weak.passed is False
+    constant = checks.mastery_response_correlation(rows(mastery_before=[0.5, 0.5, 0.5]), T)
+    assert constant.status == NOT_COMPUTABLE and "constant" in constant.reason
+
+
+def test_skill_gain_cv():
+    two = rows(skill=["0"] * 5 + ["1"] * 5 + ["2"], gain=[0.2] * 5 + [0.6] * 5 + [5.0])
+    r = checks.skill_gain_cv(two, T)  # skill 2 has one row: left out
+    assert r.value == pytest.approx(0.5) and r.passed is True  # std 0.2 / mean 0.4
+    same = checks.skill_gain_cv(rows(skill=["0"] * 5 + ["1"] * 5, gain=[0.4] * 10), T)
+    assert same.value == pytest.approx(0.0) and same.passed is False
+    multi = rows(skill=["0|1"] * 5, gain=[0.4] * 5)  # both skills get the row's gain
+    assert checks.skill_gain_cv(multi, T).value == pytest.approx(0.0)
+    single = checks.skill_gain_cv(rows(skill=["0"] * 9, gain=[0.4] * 9), T)
+    assert single.status == NOT_COMPUTABLE and "2 skills" in single.reason
+
+
+def test_correct_incorrect_ratio():
+    r = checks.correct_incorrect_ratio(rows(response=[1, 1, 0, 0], gain=[0.6, 0.6, 0.3, 0.3]), T)
+    assert r.value == pytest.approx(2.0) and r.passed is True
+    even = checks.correct_incorrect_ratio(rows(response=[1, 0], gain=[0.5, 0.5]), T)
+    assert even.value == pytest.approx(1.0) and even.passed is False
+    all_correct = checks.correct_incorrect_ratio(rows(response=[1, 1, 1], gain=[0.5, 0.4, 0.3]), T)
+    assert all_correct.status == NOT_COMPUTABLE and "no incorrect answers" in all_correct.reason
+
+
+def test_encoder2_auc():
+    perfect = checks.encoder2_auc(rows(response=[0, 0, 1, 1], enc2_prob=[0.1, 0.2, 0.3, 0.4], enc1_prob=[0.4, 0.3, 0.2, 0.1]), T)
+    assert perfect.value == 1.0 and perfect.passed is True and perfect.reference == 0.0
+    ties = checks.encoder2_auc(rows(response=[0, 1, 0, 1], enc2_prob=[0.5] * 4), T)
+    assert ties.value == 0.5 and ties.passed is False
+    one_class = checks.encoder2_auc(rows(response=[1, 1, 1]), T)
+    assert one_class.status == NOT_COMPUTABLE and "both classes" in one_class.reason
+
+
+def test_auc_agrees_with_torchmetrics():
+    rng = np.random.default_rng(0)
+    prob = np.round(rng.random(500), 2)  # with ties
+    label = rng.random(500) < prob
+    expected = binary_auroc(torch.tensor(prob), torch.tensor(label.astype(int))).item()
+    assert checks.auc(prob, label) == pytest.approx(expected, abs=1e-6)
+
+
+def test_gains_not_flat_needs_spread_and_distinct_values():
+    spread = checks.gains_not_flat(rows(gain=np.linspace(0.0, 1.0, 101)), T)
+    assert spread.value == pytest.approx(0.5) and spread.passed is True
+    assert spread.detail["distinct_share"] == pytest.approx(1.0)
+    outlier = checks.gains_not_flat(rows(gain=[0.58] * 99 + [0.9]), T)
+    assert outlier.value == pytest.approx(0.0) and outlier.passed is False
+    two_values = checks.gains_not_flat(rows(gain=[0.2, 0.4] * 500), T)
+    assert two_values.value == pytest.approx(0.2) and two_values.passed is False  # 2 distinct of 1000
+    assert checks.gains_not_flat(rows(gain=[0.5]), T).status == NOT_COMPUTABLE
+
+
+def test_beta_spread():
+    assert checks.beta_spread(np.array([1.0, 2.0, 3.0]), T).value == pytest.approx(np.sqrt(2 / 3))
+    assert checks.beta_spread(np.array([1.0, 2.0, 3.0]), T).passed is True
+    assert checks.beta_spread(np.array([2.0, 2.01]), T).passed is False
+    assert checks.beta_spread(np.array([2.0]), T).status == NOT_COMPUTABLE
+
+
+def test_encoder2_match_rate():
+    r = checks.encoder2_match_rate(rows(response=[1, 0, 0, 0], enc2_prob=[0.9, 0.1, 0.6, 0.4], enc1_prob=[0.9, 0.9, 0.9, 0.9]), T)
+    assert r.value == pytest.approx(0.75) and r.passed is True and r.reference == pytest.approx(0.25)
+    assert checks.encoder2_match_rate(rows(response=[1, 0], enc2_prob=[0.2, 0.8]), T).passed is False
+    assert checks.encoder2_match_rate(rows(response=[]), T).status == NOT_COMPUTABLE
+
+
+def test_student_mastery_correlation():
+    students = np.repeat(["a", "b", "c", "d"], 5)
+    mastery = np.repeat([0.2, 0.4, 0.6, 0.8], 5)
+    response = np.concatenate([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    table = rows(student=students, mastery_before=mastery, response=response, enc1_prob=np.full(20, 0.5))
+    r = checks.student_mastery_correlation(table, T)
+    assert r.value == pytest.approx(1.0) and r.passed is True
+    assert r.reference is None  # encoder 1 constant: no reference, not a failure
+    assert r.detail["students"] == 4
+    reversed_ = checks.student_mastery_correlation(table.assign(mastery_before=mastery[::-1]), T)
+    assert reversed_.value == pytest.approx(-1.0) and reversed_.passed is False
+    few = checks.student_mastery_correlation(table.iloc[:12], T)  # c has 2 rows: only a and b remain
+    assert few.status == NOT_COMPUTABLE and "3 students" in few.reason
+
+
+def test_run_checks_gives_eleven_in_order():
+    results = checks.run_checks(rows(gain=np.linspace(0.1, 0.9, 20)), np.array([1.0, 2.0]), T)
+    assert [r.id for r in results] == list(range(1, 12))
+    entry = results[0].to_dict()
+    assert {"id", "name", "value", "threshold", "passed", "reference", "status", "reason"} <= entry.keys()
+
+
+def test_thresholds_decide_pass_or_fail():
+    table = rows(gain=[0.1, 0.3, 0.1, 0.3])  # std 0.1
+    assert checks.gain_std(table, Thresholds(gain_std=0.2)).passed is False
+    assert checks.gain_std(table, Thresholds(gain_std=0.05)).passed is True
+
+
+def test_recovery_against_truth():
+    true_beta = np.array([0.5, 1.0, 2.0])
+    table = rows(
+        skill=["0"] * 5 + ["1"] * 5 + ["2"] * 5, gain=[0.5] * 15, mastery_before=np.linspace(0.1, 0.8, 15),
+        true_mastery_before=np.linspace(0.2, 0.9, 15),
+    )  # fmt: skip
+    rate, mastery = checks.recovery_checks(table, 2 * true_beta, {"beta": true_beta}, T)
+    assert rate.value == pytest.approx(1.0) and rate.passed is True
+    assert mastery.value == pytest.approx(1.0) and mastery.passed is True
+    wrong, _ = checks.recovery_checks(table, true_beta[::-1].copy(), {"beta": true_beta}, T)
+    assert wrong.value == pytest.approx(-1.0) and wrong.passed is False
+
+
+@pytest.mark.parametrize(
+    ("std", "override"),
+    [(0.2, None), (0.07, "model.gains_init=small"), (0.03, "model.gains_head=mlp"), (0.01, "model.attention_bias=skill_aware")],
+)
+def test_decision_tree(std, override):
+    assert decision(std, 0.5, {})["override"] == override
+
+
+def test_decision_tree_notes():
+    assert "not yet a success" in decision(0.2, 0.1, {})["advice"]
+    assert "already uses" in decision(0.07, 0.1, {"gains_init": "small"})["advice"]
+    assert decision(None, None, {})["override"] is None
+
+
+def test_report_and_markdown():
+    table = pd.concat([rows(gain=np.linspace(0.1, 0.9, 20)), rows(gain=[0.5] * 3).assign(split="val")])
+    report = verification_report(table, {"beta": [1.0, 2.0]}, T, None, {})
+    assert report["rows"] == 20 and report["checks_total"] == 11 and report["recovery"] == []
+    assert report["checks_passed"] == sum(c["passed"] is True for c in report["checks"])
+    text = render_markdown(report)
+    assert "| 1 | gain std |" in text and "decision tree" in text
+    assert f"{report['checks_passed']} of 11 checks passed" in text
