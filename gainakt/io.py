@@ -41,9 +41,9 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    """Let numpy and torch scalars reach JSON as plain numbers."""
-    if hasattr(value, "item"):
-        return value.item()
+    """Let numpy and torch values (scalars and arrays) reach JSON as plain numbers and lists."""
+    if hasattr(value, "detach"):
+        value = value.detach()
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -107,3 +107,18 @@ def test_temperature_is_learned_only_when_asked(learn):
     out = net(skills, responses, torch.full((3,), -1))
     out.enc2_logit[mask[:, 1:]].sum().backward()
     assert (net.log_temperature.grad is not None) == learn
+
+
+def test_optimizer_groups_scale_gains_head_and_curve_learning_rates():
+    from gainakt.model.module import GainAKTModule
+
+    module = GainAKTModule(num_skills=C, lr=1e-3, gains_lr_mult=3.0, curve_lr_mult=20.0, d_model=16, n_heads=2,
+                           n_blocks=1, d_ff=16, learn_offset=True, learn_temperature=True)  # fmt: skip
+    groups = {g["name"]: g for g in module.configure_optimizers().param_groups}
+    assert groups["gains_head"]["lr"] == pytest.approx(3e-3) and groups["curve"]["lr"] == pytest.approx(2e-2)
+    curve = {id(p) for p in groups["curve"]["params"]}
+    net = module.net
+    for p in (net.beta_raw, net.saturation_raw, net.gamma_raw, net.theta, net.offset, net.log_temperature):
+        assert id(p) in curve
+    counted = sum(len(g["params"]) for g in groups.values())
+    assert counted == len(list(module.parameters()))  # every parameter in exactly one group

@@ -27,6 +27,8 @@ CHOICES = {
     "aggregate": ("min", "mean"),
 }
 
+CURVE_PARAMETERS = ("beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature")
+
 
 def _softplus_inverse(y: float) -> float:
     return y + math.log(-math.expm1(-y))
@@ -69,6 +71,7 @@ class GainAKT3Exp(nn.Module):
         saturation_init: float = 0.8,
         gamma_init: float = 1.0,
         offset: float = 2.0,
+        learn_offset: bool = False,
         theta_init: float = 0.85,
         temperature: float = 1.0,
         learn_temperature: bool = False,
@@ -92,7 +95,6 @@ class GainAKT3Exp(nn.Module):
         self.accumulate = accumulate
         self.im_target = im_target
         self.aggregate = aggregate
-        self.offset = offset
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
@@ -119,6 +121,11 @@ class GainAKT3Exp(nn.Module):
             nn.Parameter(torch.full((max(num_students, 1),), _softplus_inverse(gamma_init))) if student_gamma else None
         )
         self.theta = nn.Parameter(torch.tensor(float(theta_init)))
+        offsets = torch.full((num_skills,), float(offset))
+        if learn_offset:
+            self.offset = nn.Parameter(offsets)
+        else:
+            self.register_buffer("offset", offsets)
         log_temperature = torch.tensor(math.log(temperature))
         if learn_temperature:
             self.log_temperature = nn.Parameter(log_temperature)
@@ -133,6 +140,10 @@ class GainAKT3Exp(nn.Module):
     def gains_head_parameters(self) -> list[nn.Parameter]:
         head = [*self.gains_body.parameters()]
         return head + ([*self.gains_out.parameters()] if self.gains_out is not None else [])
+
+    def curve_parameters(self) -> list[nn.Parameter]:
+        """The learning-curve scalars (beta, M_sat, gamma, theta, and offset/T when learned)."""
+        return [p for name, p in self.named_parameters() if name in CURVE_PARAMETERS]
 
     def encoder2_parameters(self) -> list[nn.Parameter]:
         own = {id(p) for p in self.encoder1_parameters()}
@@ -207,7 +218,7 @@ class GainAKT3Exp(nn.Module):
     def skill_mastery(self, ep: torch.Tensor, targets: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         ids = targets.clamp_min(0)
         gamma = self.student_gamma(student)[:, None, None]
-        return mastery(ep, self.beta[ids], gamma, self.saturation[ids], self.offset)
+        return mastery(ep, self.beta[ids], gamma, self.saturation[ids], self.offset[ids])
 
     def encode2(self, skills: torch.Tensor, responses: torch.Tensor, need_all_gains: bool):
         """Encoder 2 up to the gains: (gain at practised skills, gains of all skills or None)."""

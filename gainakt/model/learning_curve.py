@@ -10,7 +10,7 @@ def mastery(
     beta: torch.Tensor,
     gamma: torch.Tensor,
     saturation: torch.Tensor,
-    offset: float,
+    offset: torch.Tensor | float,
 ) -> torch.Tensor:
     """m = M_sat * sigmoid(beta * gamma * EP - offset).
 

@@ -24,6 +24,8 @@ class GainAKTModule(L.LightningModule):
         num_skills, num_students: sizes taken from the data.
         lr, weight_decay: Adam's (L2) settings.
         gains_lr_mult: learning-rate multiplier of encoder 2's gains head (V2 used 3).
+        curve_lr_mult: learning-rate multiplier of the learning-curve scalars (beta, M_sat, ...),
+            which each see only their own skill's steps and so move slowly at the base rate.
         variance_weight: weight of the gain-variance loss (0 turns it off).
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
@@ -35,6 +37,7 @@ class GainAKTModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1.7571e-5,
         gains_lr_mult: float = 1.0,
+        curve_lr_mult: float = 1.0,
         variance_weight: float = 0.0,
         **architecture: Any,
     ) -> None:
@@ -44,6 +47,7 @@ class GainAKTModule(L.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.gains_lr_mult = gains_lr_mult
+        self.curve_lr_mult = curve_lr_mult
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self.metrics = nn.ModuleDict(
@@ -107,10 +111,12 @@ class GainAKTModule(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        head = {id(p) for p in self.net.gains_head_parameters()}
-        rest = [p for p in self.parameters() if id(p) not in head]
+        head, curve = self.net.gains_head_parameters(), self.net.curve_parameters()
+        special = {id(p) for p in head + curve}
+        rest = [p for p in self.parameters() if id(p) not in special]
         groups = [
             {"params": rest, "lr": self.lr, "name": "base"},
-            {"params": self.net.gains_head_parameters(), "lr": self.lr * self.gains_lr_mult, "name": "gains_head"},
+            {"params": head, "lr": self.lr * self.gains_lr_mult, "name": "gains_head"},
+            {"params": curve, "lr": self.lr * self.curve_lr_mult, "name": "curve"},
         ]
         return torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
