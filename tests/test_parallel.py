@@ -67,8 +67,10 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder(tmp_path, tiny_config):
     model = GainAKTModule.load_from_checkpoint(run / "checkpoints" / "best.ckpt")
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     single = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    # Numeric noise only: float sums differ with batch composition, and on these ~400 test rows one
+    # near-tied pair of predictions swapping moves an AUC by about 3e-5.
     for key in (k for k in METRIC_KEYS if k.startswith("test/")):
-        assert summary[key] == pytest.approx(single[key], abs=1e-5), key
+        assert summary[key] == pytest.approx(single[key], abs=1e-4), key
 
 
 def test_joblib_launcher_runs_a_sweep_in_parallel(tmp_path):
