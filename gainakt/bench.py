@@ -33,7 +33,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf

@@ -20,23 +20,11 @@ from gainakt.model.module import GainAKTModule
 from gainakt.summary import METRIC_KEYS
 from gainakt.train import train
 
+from .conftest import TINY
+
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny sizes of conftest.TINY, as command-line overrides; evaluation covers the whole splits.
-CLI_TINY = [
-    "data.synthetic.num_students=80",
-    "data.synthetic.num_skills=6",
-    "data.synthetic.min_length=10",
-    "data.synthetic.max_length=40",
-    "data.batch_size=16",
-    "data.eval_batch_size=8",
-    "model.d_model=16",
-    "model.n_heads=2",
-    "model.n_blocks=1",
-    "model.d_ff=32",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "callbacks.progress_bar=null",
-]
+CLI_TINY = [o for o in TINY if not o.startswith(("+trainer.limit_val", "+trainer.limit_test"))] + ["data.eval_batch_size=8"]
 
 
 def _run_cli(args: list[str], cache: Path, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gainakt.data.interactions import InteractionData
 from gainakt.data.parsing import (
     check_ids,
     check_responses,

@@ -20,10 +20,10 @@ from gainakt.data.interactions import UNASSIGNED, InteractionData
 from gainakt.data.parsing import (
     check_ids,
     csv_table,
-    folder,
     numeric_column,
     pack,
     raw_csv_file,
+    raw_csv_files,
     renumber,
     skill_range,
 )
@@ -37,13 +37,7 @@ OPTIONS = ("skill_range",)
 
 
 def files(root: str | Path | None) -> list[Path]:
-    path = folder(root, f"{EXPECTED} (or a folder holding it)")
-    if path.is_file():
-        return [path]
-    found = raw_csv_file(path, COLUMNS)
-    if found is None:
-        raise DataError(f"{path}: no single CSV file whose header has {','.join(COLUMNS)}; expected {EXPECTED}")
-    return [found]
+    return raw_csv_files(root, COLUMNS, EXPECTED)
 
 
 def detect(root: Path) -> bool:

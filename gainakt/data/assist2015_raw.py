@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gainakt.data.interactions import UNASSIGNED, InteractionData
-from gainakt.data.parsing import check_ids, csv_table, folder, numeric_column, pack, raw_csv_file, renumber, skill_range
+from gainakt.data.parsing import check_ids, csv_table, numeric_column, pack, raw_csv_file, raw_csv_files, renumber, skill_range
 from gainakt.errors import ConfigError, DataError
 
 COLUMNS = ("user_id", "log_id", "sequence_id", "correct")
@@ -25,13 +25,7 @@ PARTIAL_CREDIT = ("drop", "binarise")
 
 
 def files(root: str | Path | None) -> list[Path]:
-    path = folder(root, f"{EXPECTED} (or a folder holding it)")
-    if path.is_file():
-        return [path]
-    found = raw_csv_file(path, COLUMNS)
-    if found is None:
-        raise DataError(f"{path}: no single CSV file whose header has {','.join(COLUMNS)}; expected {EXPECTED}")
-    return [found]
+    return raw_csv_files(root, COLUMNS, EXPECTED)
 
 
 def detect(root: Path) -> bool:

@@ -234,6 +234,17 @@ def numeric_column(path: Path, table: pd.DataFrame, column: str, integer: bool) 
     return values.to_numpy(dtype=np.int64 if integer else np.float64)
 
 
+def raw_csv_files(root: str | Path | None, columns: Sequence[str], expected: str) -> list[Path]:
+    """The one raw CSV a raw-format reader reads: ``data.root`` itself, or the single matching CSV in it."""
+    path = folder(root, f"{expected} (or a folder holding it)")
+    if path.is_file():
+        return [path]
+    found = raw_csv_file(path, columns)
+    if found is None:
+        raise DataError(f"{path}: no single CSV file whose header has {','.join(columns)}; expected {expected}")
+    return [found]
+
+
 def raw_csv_file(root: Path, columns: Sequence[str]) -> Path | None:
     """The CSV under ``root`` (or ``root`` itself) whose header holds ``columns``, if exactly one does."""
     candidates = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.suffix == ".csv" and p.is_file())
