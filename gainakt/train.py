@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -129,7 +130,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary.update(status="failed", error=str(exc))
         print(f"error: {exc}", file=sys.stderr, flush=True)
     except (KeyboardInterrupt, SystemExit) as exc:
-        summary.update(status="interrupted", error=f"stopped by {type(exc).__name__}")
+        # Lightning turns Ctrl-C into SystemExit(1) and SIGTERM into SIGTERMException
+        signal_name = "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT (Ctrl-C)"
+        summary.update(status="interrupted", error=f"stopped by {signal_name}")
         if trainer is not None:
             summary["epoch_reached"] = trainer.current_epoch
         print(f"interrupted: checkpoints/last.ckpt holds the state; continue with resume={run_dir}", file=sys.stderr)

@@ -117,7 +117,8 @@ def test_rerun_reproduces_a_run_from_its_folder(tmp_path):
     assert _metrics(tmp_path / "again") == _metrics(first)
 
 
-def test_ctrl_c_saves_checkpoint_and_resume_continues(tmp_path):
+@pytest.mark.parametrize(("sig", "name"), [(signal.SIGINT, "SIGINT (Ctrl-C)"), (signal.SIGTERM, "SIGTERM")])
+def test_interrupt_saves_checkpoint_and_resume_continues(tmp_path, sig, name):
     run = tmp_path / "run"
     args = [*TINY, "trainer.max_epochs=1000", "trainer.limit_train_batches=null", "callbacks.early_stopping=null",
             f"hydra.run.dir={run}"]  # fmt: skip
@@ -128,11 +129,12 @@ def test_ctrl_c_saves_checkpoint_and_resume_continues(tmp_path):
     while not (run / "metrics.csv").is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert (run / "metrics.csv").is_file(), "no epoch finished in time"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epoch_reached"] >= 0
+    assert summary["error"] == f"stopped by {name}"
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not [p for p in run.rglob("*.tmp")], "half-written files left behind"
     assert out.strip().splitlines()[-1] == f"Run folder: {run}"

@@ -63,18 +63,25 @@ FORMATS: dict[str, Reader] = {
         "raw ASSISTments 2009-10 skill-builder CSV (order_id,user_id,problem_id,skill_id,correct,...)",
     ),
 }
+OBTAIN = (
+    "Nothing is downloaded at run time: README.md, 'Getting the real datasets', says where to get each one "
+    "(ASSISTments 2015 in pykt form: pykt-toolkit's data/assist2015)."
+)
 SYNTHETIC = "synthetic"
 AUTO = "auto"
 
 
 def detect_format(root: str | Path | None) -> str:
     """The one file format that recognises ``root``, or an error listing what was found and what is known."""
-    if root in (None, ""):
-        raise ConfigError("data.format=auto needs data.root, the dataset folder (or file) to read")
-    path = Path(root).expanduser()
     known = "; ".join(f"{name}: {reader.description}" for name, reader in FORMATS.items())
+    if root in (None, ""):
+        raise ConfigError(
+            "data.root is not set: expected the dataset folder (or raw CSV file), e.g. the folder holding "
+            f"pykt's train_valid.csv and test.csv. Known formats: {known}. {OBTAIN}"
+        )
+    path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"data.root={root} does not exist; expected a dataset folder in a known format ({known})")
+        raise DataError(f"data.root={root} does not exist; expected a dataset folder in a known format ({known}). {OBTAIN}")
     matches = [name for name, reader in FORMATS.items() if reader.detect(path)]
     if len(matches) == 1:
         return matches[0]
