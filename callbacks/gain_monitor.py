@@ -30,9 +30,10 @@ class GainMonitor(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        net = pl_module.net
-        gain = net.practised_trace(batch["skills"], batch["responses"], batch["student"])["gain"]
-        self._sums = add_gain_sums(self._sums, gain_sums(gain, batch["skills"], batch["responses"], net.num_skills))
+        gain = outputs.gain  # the validation step's forward pass (GainAKTModule.validation_step)
+        self._sums = add_gain_sums(
+            self._sums, gain_sums(gain, batch["skills"], batch["responses"], pl_module.net.num_skills)
+        )
         if self.histograms:
             self._gains.append(gain[batch["skills"] >= 0].float().cpu())
 

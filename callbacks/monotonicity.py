@@ -28,7 +28,7 @@ class MonotonicityCheck(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        m = pl_module.net.mastery_all_skills(batch["skills"], batch["responses"], batch["student"])
+        m = pl_module.net.mastery_all_skills(outputs.gain, outputs.gains_all, batch["skills"], batch["student"])
         self._violations += count_mastery_decreases(m, batch["mask"], self.tolerance)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:

@@ -72,7 +72,8 @@ def test_real_model_mastery_never_decreases():
     torch.manual_seed(0)
     net = GainAKT3Exp(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=32).eval()
     gain, skills, responses, mask = _batch(3)
-    m = net.mastery_all_skills(skills, responses, torch.tensor([0, 1, 2, -1]))
+    out = net(skills, responses, torch.tensor([0, 1, 2, -1]))
+    m = net.mastery_all_skills(out.gain, out.gains_all, skills, torch.tensor([0, 1, 2, -1]))
     assert m.shape == (4, 7, C)
     assert count_mastery_decreases(m, mask) == 0
     assert bool((m[:, -1] > m[:, 0]).any())  # it does move: the count is not trivially 0

@@ -140,3 +140,25 @@ def test_invalid_schedule_stops_before_training_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert '"status": "failed"' in (tmp_path / "run" / "summary.json").read_text()
+
+
+def test_gain_monitor_logs_the_gains_of_the_validation_batches(tiny_config, tmp_path):
+    """The monitor reads the validation step's own gains; they must be what encoder 2 gives there."""
+    from itertools import islice
+
+    from gainakt.gain_stats import add_gain_sums, gain_sums, summarise_gains
+    from gainakt.model.module import GainAKTModule
+
+    cfg = tiny_config("callbacks.early_stopping=null")
+    train(cfg)
+    logged = read_epoch_rows(tmp_path / "run" / "metrics.csv")[0]
+    net = GainAKTModule.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt").net.eval()
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    sums = None
+    for batch in islice(datamodule.val_dataloader(), cfg.trainer.limit_val_batches):
+        gain = net.practised_trace(batch["skills"], batch["responses"], batch["student"])["gain"]
+        sums = add_gain_sums(sums, gain_sums(gain, batch["skills"], batch["responses"], net.num_skills))
+    for name, value in summarise_gains(sums).items():
+        assert logged[f"gains/{name}"] == pytest.approx(value, rel=1e-5), name
+    assert logged["checks/monotonicity_violations"] == 0

@@ -254,13 +254,18 @@ class GainAKT3Exp(nn.Module):
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()
-    def mastery_all_skills(self, skills: torch.Tensor, responses: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        """Mastery of every skill after each step, m_t[s]: [B, L, C] (for checks, not training)."""
-        gain, gains_all = self.encode2(skills, responses, need_all_gains=True)
-        assert gains_all is not None
+    def mastery_all_skills(
+        self, gain: torch.Tensor, gains_all: torch.Tensor | None, skills: torch.Tensor, student: torch.Tensor
+    ) -> torch.Tensor:
+        """Mastery of every skill after each step, m_t[s]: [B, L, C] (for checks, not training).
+
+        Takes the gains of a forward pass (``ModelOutput.gain``/``gains_all``), so a check reuses
+        the validation step's encoder-2 pass instead of running its own.
+        """
         if self.accumulate == "practiced":
             ep = accumulate_dense(scatter_gains(gain, skills, self.num_skills))
         else:
+            assert gains_all is not None, "accumulate=all: forward returns every skill's gain"
             ep = accumulate_dense(gains_all)
         gamma = self.student_gamma(student)[:, None, None]
         return mastery(ep, self.beta, gamma, self.saturation, self.offset)

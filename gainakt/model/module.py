@@ -76,7 +76,7 @@ class GainAKTModule(L.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor], need_all_gains: bool = False) -> ModelOutput:
         return self.net(batch["skills"], batch["responses"], batch["student"], need_all_gains=need_all_gains)
 
-    def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+    def _step(self, batch: dict[str, torch.Tensor], split: str) -> tuple[torch.Tensor, ModelOutput]:
         need_var = split == "train" and self.loss_weights["var"] != 0.0
         out = self(batch, need_all_gains=need_var)
         target = batch["responses"][:, 1:]
@@ -97,15 +97,16 @@ class GainAKTModule(L.LightningModule):
             collection = self.metrics[f"{split}_{enc}"]
             collection.update(torch.sigmoid(logit[scored].float()), labels)
             self.log_dict(collection, on_step=False, on_epoch=True, batch_size=n)
-        return total
+        return total, out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, "train")
+        loss, _ = self._step(batch, "train")
         self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ModelOutput:
+        """Returns the model output, so monitoring callbacks read its gains instead of recomputing them."""
+        return self._step(batch, "val")[1]
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
