@@ -38,11 +38,11 @@ COLUMNS = ["split", "student", "window", "step", "skill", "response", "enc1_prob
 def _batch_rows(net: GainAKT3Exp, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Per scored interaction of one batch: window index, position and the model's readings."""
     skills, responses, student = batch["skills"], batch["responses"], batch["student"]
-    out = net(skills, responses, student, need_all_gains=net.accumulate == "all")
-    trace = net.practised_trace(skills, responses, student)
+    out = net(skills, responses, student)  # with accumulate=all it also returns every skill's gain
+    trace = net.practised_mastery(out.gain, out.gains_all, skills, student)
     own = skills[:, 1:]
     valid = own >= 0
-    gain = (trace["gain"][:, 1:] * valid).sum(-1) / valid.sum(-1).clamp_min(1)
+    gain = (out.gain[:, 1:] * valid).sum(-1) / valid.sum(-1).clamp_min(1)
     if net.accumulate == "all":
         assert out.gains_all is not None
         other = (out.gains_all[:, 1:] * (1.0 - skill_multi_hot(own, net.num_skills))).sum(-1)

@@ -62,7 +62,7 @@ def test_mastery_is_monotone_for_every_skill(accumulate, gains):
     m = net.mastery_all_skills(out.gain, out.gains_all, skills, torch.tensor([0, 1, -1]))
     assert m.shape == (3, skills.shape[1], C)
     assert (m[:, 1:] - m[:, :-1] >= 0).all()
-    trace = net.practised_trace(skills, responses, torch.tensor([0, 1, -1]))
+    trace = net.practised_mastery(out.gain, out.gains_all, skills, torch.tensor([0, 1, -1]))
     assert (trace["mastery_after"] >= trace["mastery_before"]).all()
 
 

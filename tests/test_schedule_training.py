@@ -157,7 +157,7 @@ def test_gain_monitor_logs_the_gains_of_the_validation_batches(tiny_config, tmp_
     datamodule.setup("fit")
     sums = None
     for batch in islice(datamodule.val_dataloader(), cfg.trainer.limit_val_batches):
-        gain = net.practised_trace(batch["skills"], batch["responses"], batch["student"])["gain"]
+        gain = net(batch["skills"], batch["responses"], batch["student"]).gain
         sums = add_gain_sums(sums, gain_sums(gain, batch["skills"], batch["responses"], net.num_skills))
     for name, value in summarise_gains(sums).items():
         assert logged[f"gains/{name}"] == pytest.approx(value, rel=1e-5), name

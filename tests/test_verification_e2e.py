@@ -131,11 +131,12 @@ def test_multi_skill_rows_join_skills_and_aggregate_mastery():
         rows = extract(net, holder, splits=("test",), progress=False)
         assert rows["skill"].tolist() == ["0|1", "1", "0|1", "1", "0|1"]
         batch = dataset.collate([0])
-        trace = net.eval().practised_trace(batch["skills"], batch["responses"], batch["student"])
+        out = net.eval()(batch["skills"], batch["responses"], batch["student"])
+        trace = net.practised_mastery(out.gain, out.gains_all, batch["skills"], batch["student"])
         before = trace["mastery_before"][0, 1]  # student x, step 1: skills 0 and 1
         combine = before.min() if aggregate == "min" else before.mean()
         assert rows["mastery_before"].iloc[0] == pytest.approx(float(combine), abs=1e-6)
-        assert rows["gain"].iloc[0] == pytest.approx(float(trace["gain"][0, 1].mean()), abs=1e-6)
+        assert rows["gain"].iloc[0] == pytest.approx(float(out.gain[0, 1].mean()), abs=1e-6)
 
 
 def test_accumulate_all_reports_gain_on_other_skills(tiny_config):

@@ -271,15 +271,14 @@ class GainAKT3Exp(nn.Module):
         return mastery(ep, self.beta, gamma, self.saturation, self.offset)
 
     @torch.no_grad()
-    def practised_trace(
-        self, skills: torch.Tensor, responses: torch.Tensor, student: torch.Tensor
+    def practised_mastery(
+        self, gain: torch.Tensor, gains_all: torch.Tensor | None, skills: torch.Tensor, student: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Per step, for the interaction's own skills: gain, mastery before and after ([B, L, K])."""
-        gain, gains_all = self.encode2(skills, responses, need_all_gains=False)
+        """Per step, mastery of the interaction's own skills before and after its gain ([B, L, K]),
+        from the gains of a forward pass (``ModelOutput.gain``/``gains_all``)."""
         before = self.effective_practice(gain, gains_all, skills, skills, inclusive=False)
         after = self.effective_practice(gain, gains_all, skills, skills, inclusive=True)
         return {
-            "gain": gain,
             "mastery_before": self.skill_mastery(before, skills, student),
             "mastery_after": self.skill_mastery(after, skills, student),
         }
