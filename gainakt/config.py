@@ -51,6 +51,11 @@ def _one_minus(value: float) -> float:
     return round(1.0 - float(value), 12)
 
 
+def override_key(override: str) -> str:
+    """The config key of a command-line override: ``"+trainer.x=1"`` -> ``"trainer.x"``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def saved_overrides(run_dir: str | Path) -> list[str]:
     """The command-line overrides a run was started with (Hydra keeps them in .hydra/overrides.yaml)."""
     path = Path(run_dir) / ".hydra" / "overrides.yaml"
@@ -66,9 +71,9 @@ def recompose(saved: list[str], current: list[str], drop: tuple[str, ...]) -> Di
     """Compose the config of a saved run with this command's overrides on top (they win)."""
     from hydra import compose
 
-    mine = [o for o in current if not o.split("=", 1)[0].lstrip("+~") in drop]
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in mine}
-    theirs = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys | set(drop)]
+    mine = [o for o in current if override_key(o) not in drop]
+    keys = {override_key(o) for o in mine}
+    theirs = [o for o in saved if override_key(o) not in keys | set(drop)]
     return compose(config_name="config", overrides=theirs + mine)
 
 

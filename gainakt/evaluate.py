@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.config import CONFIG_DIR, override_key, register_resolvers
 from gainakt.errors import ConfigError, GainAKTError
 from gainakt.io import write_json_atomic, write_text_atomic
 from gainakt.summary import METRIC_KEYS, format_table
@@ -36,7 +36,7 @@ def run_config(ckpt: Path) -> Path | None:
 
 def data_config(cfg: DictConfig, ckpt: Path, overrides: list[str]) -> DictConfig:
     """The data config to evaluate on: the run's own unless ``data=...`` was given, then ``data.*`` overrides."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    keys = [override_key(o) for o in overrides]
     saved = run_config(ckpt)
     if saved is None or "data" in keys:
         return cfg.data

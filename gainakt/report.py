@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from gainakt.config import override_key  # noqa: E402
 from gainakt.errors import GainAKTError  # noqa: E402
 from gainakt.io import atomic_path, write_text_atomic  # noqa: E402
 from gainakt.summary import METRIC_KEYS  # noqa: E402
@@ -61,11 +62,7 @@ class Report:
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
     """``["a.b=1", "+c=x"]`` -> ``{"a.b": "1", "c": "x"}`` (``+``/``++``/``~`` prefixes dropped)."""
-    parsed = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        parsed[key.lstrip("+~")] = value
-    return parsed
+    return {override_key(item): item.partition("=")[2] for item in items}
 
 
 def expected_jobs(sweep_dir: Path) -> list[dict[str, str]] | None:
