@@ -1,1 +1,2 @@
-"""Lightning callbacks that own GainAKT's cross-cutting behaviour (schedules, monitoring, checks)."""
+"""Lightning callbacks that own GainAKT's cross-cutting behaviour (monitoring, checks, checkpoints),
+installed as ``gainakt.callbacks`` (the folder sits at the top of the repository)."""

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gainakt.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
+from gainakt.verification.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
 from gainakt.model.module import GainAKTModule
 
 

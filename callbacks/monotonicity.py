@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from gainakt.errors import CheckFailed
-from gainakt.gain_stats import count_mastery_decreases
+from gainakt.verification.gain_stats import count_mastery_decreases
 from gainakt.model.module import GainAKTModule
 
 

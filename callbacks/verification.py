@@ -7,9 +7,9 @@ from typing import Any
 
 import lightning as L
 
-from gainakt.checks import Thresholds
+from gainakt.verification.checks import Thresholds
 from gainakt.model.module import GainAKTModule
-from gainakt.verification import verify
+from gainakt.verification.writers import verify
 
 MODEL_OPTIONS = ("gains", "gains_head", "gains_init", "attention_bias", "accumulate", "aggregate", "im_target")
 

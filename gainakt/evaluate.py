@@ -3,9 +3,9 @@
 Scores the checkpoint on the test split (both encoders' AUC and accuracy), runs the verification
 checks and writes, into a new evaluation folder, the files a training run gets from verification
 (trajectories.csv, parameters.json, verification.{json,md}, plots/) plus config.yaml and
-summary.json. The data config comes from the run folder's config.yaml next to the checkpoint
-(``<run>/config.yaml`` for ``<run>/checkpoints/x.ckpt``); ``data.*`` overrides change it and
-``data=<name>`` replaces it. The cache folder is always this machine's.
+summary.json. The data config comes from the config.yaml of the run folder holding the checkpoint
+(or beside it); ``data.*`` overrides change it and ``data=<name>`` replaces it. The cache folder
+is always this machine's.
 """
 
 from __future__ import annotations
@@ -17,36 +17,39 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gainakt.config import CONFIG_DIR, override_key, register_resolvers
-from gainakt.errors import ConfigError, GainAKTError
-from gainakt.io import write_json_atomic, write_text_atomic
-from gainakt.summary import METRIC_KEYS, format_table
+from gainakt.callbacks.verification import Verification
+from gainakt.errors import ConfigError
+from gainakt.model.module import GainAKTModule
+from gainakt.run.config import CONFIG_PATH, build, override_key
+from gainakt.run.config_check import config_errors
+from gainakt.run.folder import RunFolder
+from gainakt.run.lifecycle import RunLifecycle, exit_code, prepare_process
+from gainakt.run.summary import METRIC_KEYS
 
 
-def run_config(ckpt: Path) -> Path | None:
-    """The config.yaml of the run a checkpoint belongs to, if it travelled with it."""
-    for folder in (ckpt.parent.parent, ckpt.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
+def run_folder_of(ckpt: Path) -> RunFolder | None:
+    """The run folder whose config.yaml travelled with a checkpoint: the one holding it, or its own folder."""
+    for folder in (RunFolder.of_checkpoint(ckpt), RunFolder(ckpt.parent)):
+        if folder is not None and folder.config.is_file():
+            return folder
     return None
 
 
 def data_config(cfg: DictConfig, ckpt: Path, overrides: list[str]) -> DictConfig:
     """The data config to evaluate on: the run's own unless ``data=...`` was given, then ``data.*`` overrides."""
     keys = [override_key(o) for o in overrides]
-    saved = run_config(ckpt)
-    if saved is None or "data" in keys:
+    run = run_folder_of(ckpt)
+    if run is None or "data" in keys:
         return cfg.data
-    data = OmegaConf.load(saved).get("data")
+    data = OmegaConf.load(run.config).get("data")
     if data is None:
-        raise ConfigError(f"{saved} has no 'data' section; pass data=<name> (and data.root=...)")
+        raise ConfigError(f"{run.config} has no 'data' section; pass data=<name> (and data.root=...)")
     if not any(k == "data.cache_dir" for k in keys):
         data.cache_dir = cfg.data.cache_dir  # the run's cache path belongs to the machine it ran on
     for key in sorted(set(data.keys()) - set(cfg.data.keys())):  # e.g. options a newer version dropped
-        print(f"warning: ignoring data.{key} of {saved}: not a data option of this version", file=sys.stderr)
+        print(f"warning: ignoring data.{key} of {run.config}: not a data option of this version", file=sys.stderr)
         data.pop(key)
     mine = [o.lstrip("+") for o, k in zip(overrides, keys) if k.startswith("data.")]
     return OmegaConf.merge({"data": data}, OmegaConf.from_dotlist(mine)).data
@@ -54,24 +57,18 @@ def data_config(cfg: DictConfig, ckpt: Path, overrides: list[str]) -> DictConfig
 
 def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
     """Load the checkpoint, test it, verify it and write the evaluation folder. Returns the summary."""
-    from callbacks.verification import Verification
-    from gainakt.model.module import GainAKTModule
-
-    out_dir = Path(cfg.run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Evaluation folder: {out_dir}", flush=True)
+    folder = RunFolder(cfg.run_dir)
     ckpt = Path(cfg.ckpt_path).expanduser()
-    summary: dict[str, Any] = {"status": "running", "run_dir": str(out_dir), "ckpt_path": str(ckpt)}
-    try:
+    with RunLifecycle(folder, {"ckpt_path": str(ckpt)}, "Evaluation folder") as run:
         if not ckpt.is_file():
             raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
         data_cfg = data_config(cfg, ckpt, list(overrides))
         used = OmegaConf.to_container(cfg, resolve=True)
         used["data"] = OmegaConf.to_container(data_cfg, resolve=True)
         used = OmegaConf.create(used)
-        write_text_atomic(out_dir / "config.yaml", OmegaConf.to_yaml(used))
+        folder.write_config(used)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = instantiate(used.data)
+        datamodule = build(used.data)
         datamodule.prepare_data()
         datamodule.setup("test")
         model = GainAKTModule.load_from_checkpoint(ckpt, map_location="cpu")
@@ -81,33 +78,27 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
                 f"{used.data.format}, data.root={used.data.root}) has {datamodule.num_skills}; pass the "
                 "run's dataset with data=... data.root=..."
             )
-        metrics_csv = ckpt.parent.parent / "metrics.csv"
-        verification = Verification(out_dir, instantiate(cfg.checks), metrics_csv=metrics_csv, plots=cfg.plots)
+        source = RunFolder.of_checkpoint(ckpt)
+        metrics_csv = source.metrics_csv if source is not None else None
+        verification = Verification(folder.root, build(cfg.checks), metrics_csv=metrics_csv, plots=cfg.plots)
         trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, callbacks=[verification],
                             enable_model_summary=False, enable_progress_bar=False)  # fmt: skip
         tested = trainer.test(model, datamodule=datamodule, verbose=False)
-        summary.update({k: v for k, v in tested[0].items() if k in METRIC_KEYS})
-        summary.update(verification.result or {})
-        summary["status"] = "completed"
-    except GainAKTError as exc:
-        summary.update(status="failed", error=str(exc))
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-    finally:
-        write_json_atomic(out_dir / "summary.json", summary)
-        print(format_table(summary), flush=True)
-        print(f"Evaluation folder: {out_dir}", flush=True)
-    return summary
+        run.summary.update({k: v for k, v in tested[0].items() if k in METRIC_KEYS})
+        run.summary.update(verification.result or {})
+    return run.summary
 
 
-register_resolvers()
+prepare_process()
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    summary = evaluate(cfg, list(HydraConfig.get().overrides.task))
-    if summary["status"] != "completed":
-        sys.exit(2)
+    run = evaluate(cfg, list(HydraConfig.get().overrides.task))
+    if run["status"] != "completed":
+        sys.exit(exit_code(run))
 
 
 if __name__ == "__main__":
-    main()
+    with config_errors("evaluate"):
+        main()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.data.datamodule import KTDataModule
+from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.run.config import CONFIG_MODULE, compose_config
+from gainakt.verification.checks import Thresholds
 
 # ../shared/data beside the checkout; searched upwards so git worktrees nested deeper find it too
 SHARED_DATA = next(
@@ -16,6 +19,7 @@ SHARED_DATA = next(
     Path(__file__).resolve().parents[2] / "shared" / "data",
 )
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CONF = Path(str(importlib.resources.files(CONFIG_MODULE)))  # the config folder the package uses
 
 TINY = [
     "data.synthetic.num_students=80",
@@ -36,14 +40,40 @@ TINY = [
 ]
 
 
-def compose_config(run_dir: Path, overrides: list[str] = (), tiny: bool = True) -> DictConfig:
+def run_config(run_dir: Path, overrides: list[str] = (), tiny: bool = True) -> DictConfig:
     """The project's real config, as ``python -m gainakt.train`` composes it, with ``run_dir`` set."""
-    register_resolvers()
     base = list(TINY if tiny else [])
     if any(o.startswith("data=") and o != "data=synthetic" for o in overrides):
         base = [o for o in base if not o.startswith("data.synthetic.")]
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, f"run_dir={run_dir}", *overrides])
+    return compose_config("config", [*base, f"run_dir={run_dir}", *overrides])
+
+
+def default_config() -> DictConfig:
+    """The default training config, composed as ``python -m gainakt.train`` composes it."""
+    return compose_config("config", [])
+
+
+def make_net(num_skills: int, num_students: int = 0, **options: object) -> GainAKT3Exp:
+    """GainAKT3Exp with conf/model/gainakt.yaml's options (their one source) and ``options`` on top."""
+    model = OmegaConf.to_container(default_config().model, resolve=True)
+    architecture = {k: v for k, v in model.items() if k not in ("_target_", "variance_weight")}
+    return GainAKT3Exp(num_skills=num_skills, num_students=num_students, **{**architecture, **options})
+
+
+def make_datamodule(**options: object) -> KTDataModule:
+    """KTDataModule with conf/data/synthetic.yaml's options (their one source) and ``options`` on top
+    (``synthetic`` is merged key by key)."""
+    data = OmegaConf.to_container(default_config().data, resolve=True)
+    data.pop("_target_")
+    synthetic = {**data.pop("synthetic"), **options.pop("synthetic", {})}
+    return KTDataModule(**{**data, "synthetic": synthetic, **options})
+
+
+def make_thresholds(**overrides: float) -> Thresholds:
+    """The checks' thresholds of conf/checks/default.yaml, with ``overrides`` on top."""
+    checks = OmegaConf.to_container(default_config().checks)
+    checks.pop("_target_")
+    return Thresholds(**{**checks, **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +85,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture
 def tiny_config(tmp_path: Path):
     def make(*overrides: str) -> DictConfig:
-        return compose_config(tmp_path / "run", list(overrides))
+        return run_config(tmp_path / "run", list(overrides))
 
     return make
 

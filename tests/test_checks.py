@@ -8,11 +8,12 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from gainakt import checks
-from gainakt.checks import NOT_COMPUTABLE, Thresholds
-from gainakt.verification import decision, render_markdown, verification_report
+from gainakt.verification import checks
+from gainakt.verification.checks import NOT_COMPUTABLE, Thresholds
+from gainakt.verification.writers import decision, render_markdown, verification_report
+from tests.conftest import make_thresholds
 
-T = Thresholds()
+T = make_thresholds()
 
 
 def rows(**columns) -> pd.DataFrame:
@@ -175,8 +176,8 @@ def test_run_checks_gives_eleven_in_order():
 
 def test_thresholds_decide_pass_or_fail():
     table = rows(gain=[0.1, 0.3, 0.1, 0.3])  # std 0.1
-    assert checks.gain_std(table, Thresholds(gain_std=0.2)).passed is False
-    assert checks.gain_std(table, Thresholds(gain_std=0.05)).passed is True
+    assert checks.gain_std(table, make_thresholds(gain_std=0.2)).passed is False
+    assert checks.gain_std(table, make_thresholds(gain_std=0.05)).passed is True
 
 
 def test_recovery_against_truth():

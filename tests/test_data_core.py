@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from gainakt.data.datamodule import KTDataModule
+
 from gainakt.data.protocol import make_windows, split_students
-from gainakt.data.pykt import read
+from gainakt.data.formats.pykt import read
 from gainakt.errors import DataError
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, make_datamodule
 
 
 def test_pykt_reader_counts_small_fixture():
@@ -54,8 +54,8 @@ def test_unknown_fold_names_the_key():
 
 @pytest.mark.parametrize("bucketing", [True, False])
 def test_batches_shapes_and_masks(bucketing):
-    dm = KTDataModule(format="pykt", root=str(FIXTURES / "pykt_small"), fold=0, window=5, min_length=2,
-                      batch_size=8, bucketing=bucketing)  # fmt: skip
+    dm = make_datamodule(format="pykt", root=str(FIXTURES / "pykt_small"), fold=0, window=5, min_length=2,
+                         batch_size=8, bucketing=bucketing)  # fmt: skip
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     lengths = batch["mask"].sum(1)
@@ -74,7 +74,7 @@ def test_batches_shapes_and_masks(bucketing):
 
 
 def test_synthetic_keeps_ground_truth():
-    dm = KTDataModule(format="synthetic", synthetic={"num_students": 50, "num_skills": 5})
+    dm = make_datamodule(format="synthetic", synthetic={"num_students": 50, "num_skills": 5})
     dm.setup()
     truth = dm.data.truth
     assert truth["beta"].shape == (5,) and truth["gamma"].shape == (50,)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from gainakt.config import CONFIG_DIR
+from tests.conftest import CONF
 from gainakt.train import train
 
-from .conftest import compose_config
+from .conftest import run_config
 
-PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 ORIGINAL = {"model.d_model": 256, "model.n_heads": 4, "model.n_blocks": 4, "model.d_ff": 512, "model.dropout": 0.2,
             "data.batch_size": 64, "data.fold": 0, "seed": 42, "optim.lr": 1.74e-4,
             "callbacks.early_stopping.patience": 10}  # fmt: skip
@@ -46,23 +46,23 @@ def test_every_preset_is_checked():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_has_the_seed_document_settings(preset, tmp_path):
-    cfg = compose_config(tmp_path, [f"experiment={preset}"], tiny=False)
+    cfg = run_config(tmp_path, [f"experiment={preset}"], tiny=False)
     for key, value in {**ORIGINAL, **STUDY[preset]}.items():
         assert _get(cfg, key) == value, key
-    assistments = compose_config(tmp_path, ["data=assist2015", "data.batch_size=64"], tiny=False).data
+    assistments = run_config(tmp_path, ["data=assist2015", "data.batch_size=64"], tiny=False).data
     assert cfg.data == assistments  # ASSISTments 2015 (data.root still to be given)
-    text = (Path(CONFIG_DIR) / "experiment" / f"{preset}.yaml").read_text()
+    text = (CONF / "experiment" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_\n") and ("Reproduces" in text or "corrected" in text)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_trains_a_couple_of_batches(preset, tmp_path):
-    cfg = compose_config(tmp_path / "run", [f"experiment={preset}", "data=synthetic"])  # tiny sizes win
+    cfg = run_config(tmp_path / "run", [f"experiment={preset}", "data=synthetic"])  # tiny sizes win
     summary = train(cfg)
     assert summary["status"] == "completed", summary.get("error")
     assert cfg.model.gains == STUDY[preset]["model.gains"] and cfg.model.d_model == 16
 
 
 def test_phase2_im_sweep_keeps_the_weights_summing_to_one(tmp_path):
-    cfg = compose_config(tmp_path, ["sweep=phase2_im", "schedule=inverse_warmup", "schedule.phase2_im=0.2"])
+    cfg = run_config(tmp_path, ["sweep=phase2_im", "schedule=inverse_warmup", "schedule.phase2_im=0.2"])
     assert (cfg.schedule.phase2_bce, cfg.schedule.phase2_im) == (0.8, 0.2)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gainakt.gain_stats import add_gain_sums, count_mastery_decreases, gain_sums, summarise_gains
+from gainakt.verification.gain_stats import add_gain_sums, count_mastery_decreases, gain_sums, summarise_gains
 from gainakt.model.gainakt3exp import GainAKT3Exp
+from tests.conftest import make_net
 
 C = 5
 
@@ -70,7 +71,7 @@ def test_count_mastery_decreases_counts_real_step_pairs_only():
 
 def test_real_model_mastery_never_decreases():
     torch.manual_seed(0)
-    net = GainAKT3Exp(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=32).eval()
+    net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=32).eval()
     gain, skills, responses, mask = _batch(3)
     out = net(skills, responses, torch.tensor([0, 1, 2, -1]))
     m = net.mastery_all_skills(out.gain, out.gains_all, skills, torch.tensor([0, 1, 2, -1]))

@@ -13,6 +13,8 @@ from gainakt.model.accumulation import (
     skill_multi_hot,
 )
 from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.run.config import compose_config
+from tests.conftest import make_net
 
 C = 7
 
@@ -52,7 +54,7 @@ def test_gathered_accumulation_equals_reference(inclusive):
 @pytest.mark.parametrize("gains", ["per_skill", "scalar"])
 def test_mastery_is_monotone_for_every_skill(accumulate, gains):
     torch.manual_seed(0)
-    net = GainAKT3Exp(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
+    net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
                       accumulate=accumulate, gains=gains).eval()  # fmt: skip
     with torch.no_grad():  # make the curve parameters diverse, incl. beta and gamma far from init
         net.beta_raw.normal_(0.0, 2.0)
@@ -70,7 +72,7 @@ def test_mastery_is_monotone_for_every_skill(accumulate, gains):
 @pytest.mark.parametrize("attention_bias", ["none", "skill_aware"])
 def test_predictions_never_see_future_responses(accumulate, attention_bias):
     torch.manual_seed(0)
-    net = GainAKT3Exp(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16,
+    net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16,
                       accumulate=accumulate, attention_bias=attention_bias).eval()  # fmt: skip
     if net.skill_bias is not None:
         torch.nn.init.normal_(net.skill_bias)
@@ -88,7 +90,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias):
 
 
 def test_output_shapes():
-    net = GainAKT3Exp(num_skills=C, d_model=16, n_heads=2, n_blocks=1, d_ff=16)
+    net = make_net(num_skills=C, d_model=16, n_heads=2, n_blocks=1, d_ff=16)
     skills, responses, _ = _batch()
     out = net(skills, responses, torch.full((3,), -1), need_all_gains=True)
     assert out.enc1_logit.shape == out.enc2_logit.shape == (3, skills.shape[1] - 1)
@@ -99,7 +101,7 @@ def test_output_shapes():
 
 @pytest.mark.parametrize("learn", [True, False])
 def test_temperature_is_learned_only_when_asked(learn):
-    net = GainAKT3Exp(num_skills=C, d_model=16, n_heads=2, n_blocks=1, d_ff=16, temperature=0.5,
+    net = make_net(num_skills=C, d_model=16, n_heads=2, n_blocks=1, d_ff=16, temperature=0.5,
                       learn_temperature=learn)  # fmt: skip
     assert float(net.temperature) == pytest.approx(0.5)
     learned = any(p is net.log_temperature for p in net.encoder2_parameters())
@@ -110,16 +112,42 @@ def test_temperature_is_learned_only_when_asked(learn):
     assert (net.log_temperature.grad is not None) == learn
 
 
-def test_optimizer_groups_scale_gains_head_and_curve_learning_rates():
+def _configured_module(*overrides: str):
+    from gainakt.run.config import build, build_model
+
+    cfg = compose_config("config", ["model.d_model=16", "model.n_heads=2", "model.n_blocks=1", "model.d_ff=16", *overrides])
+    return build_model(cfg, num_skills=C, num_students=3, schedule=build(cfg.schedule)), cfg
+
+
+@pytest.mark.parametrize("optim", ["adam", "adamw"])
+def test_optimizer_is_configured_with_the_model_groups(optim):
+    module, cfg = _configured_module(f"optim={optim}", "optim.lr=2e-3", "optim.gains_lr_mult=3", "optim.curve_lr_mult=20",
+                                     "model.attention_bias=skill_aware")  # fmt: skip
+    optimizer = module.configure_optimizers()
+    assert type(optimizer) is {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optim]
+    groups = optimizer.param_groups
+    lr = {g["name"]: g["lr"] for g in groups}
+    assert lr["base"] == pytest.approx(2e-3) and lr["gains"] == pytest.approx(6e-3) and lr["curve"] == pytest.approx(4e-2)
+    net = module.net
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert cfg.optim.weight_decay > 0 and decayed
+    never = [net.beta_raw, net.saturation_raw, net.gamma_raw, net.theta, net.offset, net.log_temperature, net.skill_bias,
+             net.gains_out.bias, net.encoder1.blocks[0].norm_attn.weight, net.encoder1.blocks[0].query.bias]  # fmt: skip
+    assert not any(id(p) in decayed for p in never)
+    assert id(net.encoder1.blocks[0].query.weight) in decayed and id(net.gains_out.weight) in decayed
+    curve = {id(p) for g in groups if g["name"] == "curve" for p in g["params"]}
+    assert curve == {id(p) for p in net.curve_parameters()}
+    counted = [id(p) for g in groups for p in g["params"]]
+    assert sorted(counted) == sorted(id(p) for p in module.parameters())  # every parameter in exactly one group
+
+
+def test_module_refuses_to_train_without_a_schedule_or_optimizer():
+    from gainakt.errors import ConfigError
     from gainakt.model.module import GainAKTModule
 
-    module = GainAKTModule(num_skills=C, lr=1e-3, gains_lr_mult=3.0, curve_lr_mult=20.0, d_model=16, n_heads=2,
-                           n_blocks=1, d_ff=16, learn_offset=True, learn_temperature=True)  # fmt: skip
-    groups = {g["name"]: g for g in module.configure_optimizers().param_groups}
-    assert groups["gains_head"]["lr"] == pytest.approx(3e-3) and groups["curve"]["lr"] == pytest.approx(2e-2)
-    curve = {id(p) for p in groups["curve"]["params"]}
-    net = module.net
-    for p in (net.beta_raw, net.saturation_raw, net.gamma_raw, net.theta, net.offset, net.log_temperature):
-        assert id(p) in curve
-    counted = sum(len(g["params"]) for g in groups.values())
-    assert counted == len(list(module.parameters()))  # every parameter in exactly one group
+    module, _ = _configured_module()
+    bare = GainAKTModule(**{k: v for k, v in module.hparams.items()})  # as evaluation loads it
+    with pytest.raises(ConfigError, match="schedule"):
+        bare.on_fit_start()
+    with pytest.raises(ConfigError, match="optim"):
+        bare.configure_optimizers()

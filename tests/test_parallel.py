@@ -12,12 +12,11 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.run.config import compose_config
 from gainakt.model.module import GainAKTModule
-from gainakt.summary import METRIC_KEYS
+from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
 
 from .conftest import TINY
@@ -25,6 +24,14 @@ from .conftest import TINY
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny sizes of conftest.TINY, as command-line overrides; evaluation covers the whole splits.
 CLI_TINY = [o for o in TINY if not o.startswith(("+trainer.limit_val", "+trainer.limit_test"))] + ["data.eval_batch_size=8"]
+
+
+def _installed(module: str) -> bool:
+    """Whether an optional plugin is importable (find_spec of a dotted name raises if its parent is missing)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def _run_cli(args: list[str], cache: Path, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -61,6 +68,10 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder(tmp_path, tiny_config):
         assert summary[key] == pytest.approx(single[key], abs=1e-4), key
 
 
+@pytest.mark.skipif(
+    not _installed("hydra_plugins.hydra_joblib_launcher"),
+    reason="hydra-joblib-launcher is not installed (pip install '.[sweeps]')",
+)
 def test_joblib_launcher_runs_a_sweep_in_parallel(tmp_path):
     sweep = tmp_path / "sweep"
     done = _run_cli(
@@ -75,15 +86,13 @@ def test_joblib_launcher_runs_a_sweep_in_parallel(tmp_path):
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    not _installed("hydra_plugins.hydra_submitit_launcher"),
     reason="hydra-submitit-launcher is not installed (pip install '.[slurm]')",
 )
 def test_submitit_slurm_launcher_composes(tmp_path):
-    register_resolvers()
     overrides = ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
                  "hydra.launcher.timeout_min=120", "trainer=gpu"]  # fmt: skip
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    cfg = compose_config("config", overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)

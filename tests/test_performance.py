@@ -8,13 +8,13 @@ import copy
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from gainakt.bench import run_benchmark
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.run.config import build_model, compose_config
 from gainakt.model.gainakt3exp import GainAKT3Exp
-from gainakt.tensor_memory import TensorMemoryTracker
+from gainakt.tools.tensor_memory import TensorMemoryTracker
+from tests.conftest import make_net
 
 
 def test_bucketing_gives_the_metrics_of_fixed_padding(tiny_config):
@@ -28,7 +28,7 @@ def test_bucketing_gives_the_metrics_of_fixed_padding(tiny_config):
         datamodule.prepare_data()
         datamodule.setup("fit")
         if model is None:
-            model = instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
+            model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students)
         padded_positions[bucketing] = sum(batch["mask"].numel() for batch in datamodule.val_dataloader())
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
         results[bucketing] = trainer.validate(copy.deepcopy(model), datamodule=datamodule, verbose=False)[0]
@@ -39,7 +39,7 @@ def test_bucketing_gives_the_metrics_of_fixed_padding(tiny_config):
 
 def _largest_tensor_bytes(accumulate: str, num_skills: int = 1000, batch: int = 4, steps: int = 30) -> int:
     torch.manual_seed(0)
-    model = GainAKT3Exp(num_skills=num_skills, num_students=batch, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
+    model = make_net(num_skills=num_skills, num_students=batch, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
                         accumulate=accumulate)  # fmt: skip
     skills = torch.randint(0, num_skills, (batch, steps, 1))
     responses = torch.randint(0, 2, (batch, steps))
@@ -72,7 +72,6 @@ def test_tensor_memory_tracker_counts_live_storages_once():
 
 
 def test_benchmark_produces_the_documented_json(tmp_path, monkeypatch):
-    register_resolvers()
     tiny = "{d_model: 16, n_heads: 2, n_blocks: 1, d_ff: 32}"
     overrides = [
         "bench=quick", f"++bench.sizes.cpu={tiny}",
@@ -81,8 +80,7 @@ def test_benchmark_produces_the_documented_json(tmp_path, monkeypatch):
         "bench.skills.synthetic.min_length=40", "bench.skills.synthetic.max_length=40", "data.window=40",
         "bench.accumulation.batch_size=4", "bench.accumulation.length=40", "bench.skills.large=300",
     ]  # fmt: skip
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("benchmark", overrides=[*overrides, f"run_dir={tmp_path}"])
+    cfg = compose_config("benchmark", [*overrides, f"run_dir={tmp_path}"])
     result = run_benchmark(cfg)
     for key in ("accumulation_speedup", "bucketing_speedup", "memory_ratio_c1000_c100", "time_ratio_c1000_c100"):
         assert result[key] > 0, key

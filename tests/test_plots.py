@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gainakt.plots import write_plots
+from gainakt.verification.plots import write_plots
 
 
 def _rows(n: int = 60) -> pd.DataFrame:

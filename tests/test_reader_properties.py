@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gainakt.data import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
+from gainakt.data.formats import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
 from gainakt.data.interactions import InteractionData
 from gainakt.errors import DataError
 from tests.writers import (

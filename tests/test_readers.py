@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gainakt.data import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
+from gainakt.data.formats import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
 from gainakt.data.interactions import TEST_FOLD, UNASSIGNED, InteractionData
 from gainakt.data.loading import load_dataset
 from gainakt.data.protocol import split_students

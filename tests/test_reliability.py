@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from gainakt.errors import ConfigError
-from gainakt.io import atomic_path, write_json_atomic
-from gainakt.summary import METRIC_KEYS
+from gainakt.run.atomic import atomic_path, write_json_atomic
+from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
-from gainakt.validation import validate_config
+from gainakt.run.config_check import check_config
 
-from .conftest import TINY, compose_config, run_cli
+from .conftest import TINY, run_config, run_cli
 
 STEADY = ["callbacks.early_stopping=null", "trainer.limit_train_batches=3"]
 
@@ -35,12 +35,12 @@ def _epoch_rows(run: Path) -> list[str]:
 
 def test_resumed_run_matches_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole"
-    train(compose_config(whole, [*STEADY, "trainer.max_epochs=4"]))
+    train(run_config(whole, [*STEADY, "trainer.max_epochs=4"]))
     part = tmp_path / "part"
-    train(compose_config(part, [*STEADY, "trainer.max_epochs=2"]))
+    train(run_config(part, [*STEADY, "trainer.max_epochs=2"]))
     assert len(_epoch_rows(part)) == 1 + 2
     resumed = train(
-        compose_config(part, [*STEADY, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}"])
+        run_config(part, [*STEADY, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}"])
     )
     assert resumed["status"] == "completed" and resumed["epochs_run"] == 4
     assert _epoch_rows(part) == _epoch_rows(whole)  # appended, and equal row for row
@@ -48,15 +48,15 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path):
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
-    first = train(compose_config(tmp_path / "a", ["trainer.max_epochs=2"]))
-    second = train(compose_config(tmp_path / "b", ["trainer.max_epochs=2"]))
+    first = train(run_config(tmp_path / "a", ["trainer.max_epochs=2"]))
+    second = train(run_config(tmp_path / "b", ["trainer.max_epochs=2"]))
     assert {k: first[k] for k in METRIC_KEYS} == {k: second[k] for k in METRIC_KEYS}
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     overrides = ["trainer.max_epochs=5", "optim.lr=1e12", "callbacks.early_stopping=null", "trainer.limit_train_batches=1"]
-    summary = train(compose_config(run, overrides))  # one absurd step per epoch: epoch 0 ends, epoch 1 diverges
+    summary = train(run_config(run, overrides))  # one absurd step per epoch: epoch 0 ends, epoch 1 diverges
     assert summary["status"] == "failed"
     assert "non-finite training loss at epoch 1, step 1" in summary["error"]
     assert "im=nan" in summary["error"] or "bce=nan" in summary["error"]
@@ -81,13 +81,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     ],
 )
 def test_invalid_config_names_the_key(tmp_path, override, key):
-    cfg = compose_config(tmp_path, [override])
+    cfg = run_config(tmp_path, [override])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate_config(cfg)
+        check_config(cfg)
 
 
 def test_fold_outside_range_stops_before_training(tmp_path):
-    summary = train(compose_config(tmp_path / "run", ["data.fold=9"]))
+    summary = train(run_config(tmp_path / "run", ["data.fold=9"]))
     assert summary["status"] == "failed" and "data.fold=9" in summary["error"]
     assert not (tmp_path / "run" / "checkpoints").exists()
 

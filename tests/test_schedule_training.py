@@ -9,11 +9,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from gainakt.epoch_csv import read_epoch_rows
+from gainakt.run.epoch_csv import read_epoch_rows
 from gainakt.model.gainakt3exp import GainAKT3Exp
-from gainakt.train import _instantiate_all, train
+from gainakt.run.config import build, build_all, build_model
+from gainakt.train import train
 
-from .conftest import TINY, compose_config, run_cli
+from .conftest import TINY, run_config, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIN_KEYS = ["gains/std", "gains/cv_skills", "gains/mean", "gains/mean_after_correct", "gains/mean_after_incorrect"]
@@ -62,11 +63,11 @@ def test_zero_bce_weight_freezes_encoder1_bit_for_bit(tiny_config):
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = instantiate(cfg.model, num_skills=datamodule.num_skills, num_students=datamodule.num_train_students)
+    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=build(cfg.schedule))
     start = {n: p.detach().clone() for n, p in model.net.named_parameters()}
     enc1 = {n for n, p in model.net.named_parameters() if any(p is q for q in model.net.encoder1_parameters())}
     snaps = _Snapshots()
-    trainer = instantiate(cfg.trainer, callbacks=[*_instantiate_all(cfg.callbacks), snaps], logger=False)
+    trainer = instantiate(cfg.trainer, callbacks=[*build_all(cfg.callbacks), snaps], logger=False)
     trainer.fit(model, datamodule=datamodule)
 
     assert len(snaps.epochs) == 3 and enc1 and len(enc1) < len(start)
@@ -101,8 +102,8 @@ def test_early_stopping_ignores_epochs_with_frozen_encoder1(tmp_path):
     # stop after epoch 1, before phase 2 begins.
     overrides = ("schedule=inverse_warmup", "schedule.phase1_epochs=3", "trainer.max_epochs=4",
                  "callbacks.early_stopping.patience=1")  # fmt: skip
-    assert train(compose_config(tmp_path / "aware", list(overrides)))["epochs_run"] == 4
-    plain = train(compose_config(tmp_path / "plain", [*overrides, "callbacks.early_stopping.loss_weight=null"]))
+    assert train(run_config(tmp_path / "aware", list(overrides)))["epochs_run"] == 4
+    plain = train(run_config(tmp_path / "plain", [*overrides, "callbacks.early_stopping.loss_weight=null"]))
     assert plain["epochs_run"] < 4
 
 
@@ -119,10 +120,11 @@ def test_seed_document_options_train(tiny_config, tmp_path):
     """Options 1-3, the variance loss and the gains-head learning-rate multiplier, together."""
     cfg = tiny_config("model.gains_head=mlp", "model.gains_init=small", "model.attention_bias=skill_aware",
                       "model.variance_weight=0.1", "optim.gains_lr_mult=3")  # fmt: skip
-    model = instantiate(cfg.model, num_skills=6, num_students=10)
-    groups = {g["name"]: g for g in model.configure_optimizers().param_groups}
-    assert groups["gains_head"]["lr"] == pytest.approx(3 * groups["base"]["lr"])
-    assert len(groups["gains_head"]["params"]) == 4  # MLP body (2) + output layer (2)
+    model = build_model(cfg, num_skills=6, num_students=10)
+    groups = model.configure_optimizers().param_groups
+    lr = {g["name"]: g["lr"] for g in groups}
+    assert lr["gains"] == pytest.approx(3 * lr["base"])
+    assert sum(len(g["params"]) for g in groups if g["name"] == "gains") == 4  # MLP body (2) + output layer (2)
     assert model.net.skill_bias is not None and model.net.gains_out.weight.std() < 0.05
     summary = train(cfg)
     assert summary["status"] == "completed"
@@ -146,7 +148,7 @@ def test_gain_monitor_logs_the_gains_of_the_validation_batches(tiny_config, tmp_
     """The monitor reads the validation step's own gains; they must be what encoder 2 gives there."""
     from itertools import islice
 
-    from gainakt.gain_stats import add_gain_sums, gain_sums, summarise_gains
+    from gainakt.verification.gain_stats import add_gain_sums, gain_sums, summarise_gains
     from gainakt.model.module import GainAKTModule
 
     cfg = tiny_config("callbacks.early_stopping=null")

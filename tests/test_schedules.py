@@ -6,13 +6,15 @@ import warnings
 from pathlib import Path
 
 import pytest
+from yaml import safe_load as yaml_load
 import yaml
 
-from gainakt.config import CONFIG_DIR
+from tests.conftest import CONF
 from gainakt.errors import ConfigError
-from gainakt.schedules import Constant, InverseWarmup, Linear, make_schedule
+from gainakt.model.schedules import Constant, InverseWarmup, Linear, make_schedule
 
-SCHEDULE_YAMLS = sorted((Path(CONFIG_DIR) / "schedule").glob("*.yaml"))
+SCHEDULE_YAMLS = sorted((CONF / "schedule").glob("*.yaml"))
+PAIRS = dict(phase1_bce=0.0, phase1_im=1.0, phase2_bce=0.7, phase2_im=0.3)  # V3's weights
 
 
 def test_constant_is_the_same_every_epoch():
@@ -21,7 +23,7 @@ def test_constant_is_the_same_every_epoch():
 
 
 def test_inverse_warmup_splits_max_epochs_by_fraction():
-    s = InverseWarmup(max_epochs=6, phase1_frac=0.5)
+    s = InverseWarmup(max_epochs=6, phase1_frac=0.5, phase1_epochs=None, **PAIRS)
     assert [s.weights(e) for e in range(6)] == [(0.0, 1.0)] * 3 + [(0.7, 0.3)] * 3
 
 
@@ -29,7 +31,7 @@ def test_inverse_warmup_splits_max_epochs_by_fraction():
     ("max_epochs", "frac", "phase1"), [(30, 0.5, 15), (3, 0.34, 1), (10, 0.45, 5), (12, 0.4, 5), (3, 0.1, 1)]
 )
 def test_phase1_length_rounds_half_up_and_is_at_least_one(max_epochs, frac, phase1):
-    assert InverseWarmup(max_epochs=max_epochs, phase1_frac=frac).phase1_length == phase1
+    assert InverseWarmup(max_epochs=max_epochs, phase1_frac=frac, phase1_epochs=None, **PAIRS).phase1_length == phase1
 
 
 def test_phase1_epochs_wins_over_fraction_and_custom_weights():
@@ -66,8 +68,10 @@ def test_linear_moves_from_start_to_end():
     ],
 )
 def test_invalid_values_name_the_key(kind, keys, named):
+    path = CONF / "schedule" / f"{kind if kind != 'nope' else 'constant'}.yaml"
+    defaults = {k: v for k, v in yaml_load(path.read_text()).items() if k not in ("_target_", "kind", "max_epochs")}
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
-        make_schedule(kind, **keys)
+        make_schedule(kind, **{**defaults, **keys})
 
 
 def test_unused_key_is_ignored_with_a_warning():

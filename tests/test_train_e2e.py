@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from gainakt.summary import METRIC_KEYS
+from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
 
 

@@ -10,29 +10,28 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from torchmetrics.functional.classification import binary_auroc
 
-from gainakt.checks import Thresholds, run_checks
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.verification.checks import Thresholds, run_checks
+from gainakt.run.config import compose_config
 from gainakt.data.datamodule import WindowDataset
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
 from gainakt.model.gainakt3exp import GainAKT3Exp
-from gainakt.summary import format_table
+from gainakt.run.summary import format_table
 from gainakt.train import train
-from gainakt.trajectories import extract, read_csv
-from tests.conftest import TINY
+from gainakt.verification.trajectories import extract, read_csv
+from tests.conftest import TINY, make_net, make_thresholds
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One tiny training run shared by the tests of this module."""
-    from tests.conftest import compose_config
+    from tests.conftest import run_config
 
     run = tmp_path_factory.mktemp("verified") / "run"
-    summary = train(compose_config(run, ["trainer.max_epochs=2"]))
+    summary = train(run_config(run, ["trainer.max_epochs=2"]))
     assert summary["status"] == "completed"
     return run, summary
 
@@ -65,7 +64,7 @@ def test_checks_agree_with_recomputation_from_trajectories_csv(trained_run):
     assert set(rows["split"]) == {"val", "test"}
     test = rows[rows["split"] == "test"]
     assert len(test) == report["rows"]
-    # recomputed independently of gainakt.checks
+    # recomputed independently of gainakt.verification.checks
     gain = test["gain"].to_numpy(np.float64)
     assert by_id[1]["value"] == pytest.approx(gain.std(), rel=1e-6)
     pearson = np.corrcoef(test["mastery_before"].to_numpy(np.float64), test["response"].to_numpy())[0, 1]
@@ -78,7 +77,7 @@ def test_checks_agree_with_recomputation_from_trajectories_csv(trained_run):
     assert by_id[6]["value"] == pytest.approx(ratio, rel=1e-6)
     # and every check, through the same functions, on the rows read back
     beta = np.array(json.loads((run / "parameters.json").read_text())["beta"])
-    for result in run_checks(test, beta, Thresholds()):
+    for result in run_checks(test, beta, make_thresholds()):
         expected = by_id[result.id]
         assert result.passed == expected["passed"], result.id
         if result.value is not None:
@@ -91,7 +90,7 @@ def test_trajectories_cover_every_scored_interaction(tiny_config):
     cfg = tiny_config()
     dm = instantiate(cfg.data)
     dm.setup()
-    net = GainAKT3Exp(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    net = make_net(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
     rows = extract(net, dm, batch_size=7, progress=False)
     for split in ("val", "test"):
         windows = dm.datasets[split].windows
@@ -127,7 +126,7 @@ def test_multi_skill_rows_join_skills_and_aggregate_mastery():
     dataset = WindowDataset(data, windows, np.full(2, -1), pad_to=None)
     holder = SimpleNamespace(data=data, datasets={"test": dataset}, eval_batch_size=8)
     for aggregate in ("min", "mean"):
-        net = GainAKT3Exp(num_skills=2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)
+        net = make_net(num_skills=2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)
         rows = extract(net, holder, splits=("test",), progress=False)
         assert rows["skill"].tolist() == ["0|1", "1", "0|1", "1", "0|1"]
         batch = dataset.collate([0])
@@ -144,17 +143,15 @@ def test_accumulate_all_reports_gain_on_other_skills(tiny_config):
 
     dm = instantiate(tiny_config().data)
     dm.setup()
-    net = GainAKT3Exp(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32, accumulate="all")
+    net = make_net(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32, accumulate="all")
     rows = extract(net, dm, splits=("test",), progress=False)
-    report = run_checks(rows, net.beta.detach().numpy(), Thresholds())
+    report = run_checks(rows, net.beta.detach().numpy(), make_thresholds())
     assert (rows["gain_other"] > 0).all()
     assert report[1].value < 0.5 and report[1].passed is False  # 6 skills: most gain lands elsewhere
 
 
 def _compose_evaluate(overrides):
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("evaluate", overrides=overrides)
+    return compose_config("evaluate", overrides)
 
 
 def test_evaluate_a_copied_checkpoint(trained_run, tmp_path, capsys):

@@ -129,18 +129,19 @@ class KTDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        format: str = "synthetic",
-        root: str | None = None,
-        fold: int = 0,
-        window: int = 200,
-        min_length: int = 3,
-        batch_size: int = 64,
-        eval_batch_size: int = 128,
-        bucketing: bool = True,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
-        synthetic: dict[str, Any] | None = None,
-        reader: dict[str, Any] | None = None,
+        *,
+        format: str,
+        root: str | None,
+        fold: int,
+        window: int,
+        min_length: int,
+        batch_size: int,
+        eval_batch_size: int,
+        bucketing: bool,
+        num_workers: int,
+        cache_dir: str | None,
+        synthetic: dict[str, Any] | None,
+        reader: dict[str, Any] | None,
     ) -> None:
         super().__init__()
         self.format = format

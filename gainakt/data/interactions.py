@@ -65,7 +65,7 @@ class InteractionData:
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (an ``.npz``) atomically: a reader never sees a half-written cache."""
-        from gainakt.io import atomic_path
+        from gainakt.run.atomic import atomic_path
 
         arrays: dict[str, Any] = {
             "offsets": self.offsets,

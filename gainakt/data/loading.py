@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gainakt.data import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
+from gainakt.data.formats import akt, assist2009_raw, assist2015_raw, dtransformer, pykt, three_line
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import complete_folds
 from gainakt.data.qmatrix import merge_skill_rows, skills_from_problems

@@ -10,11 +10,9 @@ import sys
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
-from gainakt.config import CONFIG_DIR, register_resolvers
+from gainakt.run.config import compose_config
 from gainakt.data.datamodule import KTDataModule
 from gainakt.data.loading import AUTO, detect_format
 from gainakt.data.protocol import SPLITS
@@ -90,14 +88,8 @@ def format_stats(stats: dict[str, Any], root: str | None) -> str:
     return "\n".join(lines)
 
 
-def compose_data(overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
-    cfg = compose_data(list(sys.argv[1:] if argv is None else argv))
+    cfg = compose_config("config", list(sys.argv[1:] if argv is None else argv))
     try:
         datamodule = instantiate(cfg.data)
         print(format_stats(dataset_stats(datamodule), cfg.data.root), flush=True)

@@ -28,22 +28,22 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class SyntheticConfig:
     """Parameters of the simulator; every field is a config key under ``data.synthetic``."""
 
-    num_students: int = 1500
-    num_skills: int = 20
-    min_length: int = 20
-    max_length: int = 150
-    beta_median: float = 0.8
-    beta_spread: float = 0.6
-    offset_low: float = 1.5
-    offset_high: float = 3.5
-    gamma_spread: float = 0.3
-    gain_correct: float = 1.0
-    gain_incorrect: float = 0.4
-    guess: float = 0.15
-    slip: float = 0.08
-    streak_to_master: int = 3
-    max_run: int = 10
-    seed: int = 7
+    num_students: int
+    num_skills: int
+    min_length: int
+    max_length: int
+    beta_median: float
+    beta_spread: float
+    offset_low: float
+    offset_high: float
+    gamma_spread: float
+    gain_correct: float
+    gain_incorrect: float
+    guess: float
+    slip: float
+    streak_to_master: int
+    max_run: int
+    seed: int
 
 
 def simulate(cfg: SyntheticConfig, test_frac: float = 0.2, num_folds: int = 5) -> InteractionData:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,34 +48,38 @@ class ModelOutput:
 
 
 class GainAKT3Exp(nn.Module):
-    """Dual-encoder knowledge-tracing model; see SPEC.md "Model" for the maths."""
+    """Dual-encoder knowledge-tracing model; see SPEC.md "Model" for the maths.
+
+    Every option is a required keyword: its default lives in ``conf/model/gainakt.yaml`` only.
+    """
 
     def __init__(
         self,
         num_skills: int,
-        num_students: int = 0,
-        d_model: int = 64,
-        n_heads: int = 4,
-        n_blocks: int = 2,
-        d_ff: int = 128,
-        dropout: float = 0.2,
-        max_len: int = 200,
-        gains: str = "per_skill",
-        gains_head: str = "linear",
-        gains_init: str = "default",
-        attention_bias: str = "none",
-        accumulate: str = "practiced",
-        im_target: str = "next",
-        aggregate: str = "min",
-        student_gamma: bool = True,
-        beta_init: float = 2.0,
-        saturation_init: float = 0.8,
-        gamma_init: float = 1.0,
-        offset: float = 2.0,
-        learn_offset: bool = False,
-        theta_init: float = 0.85,
-        temperature: float = 1.0,
-        learn_temperature: bool = False,
+        num_students: int,
+        *,
+        d_model: int,
+        n_heads: int,
+        n_blocks: int,
+        d_ff: int,
+        dropout: float,
+        max_len: int,
+        gains: str,
+        gains_head: str,
+        gains_init: str,
+        attention_bias: str,
+        accumulate: str,
+        im_target: str,
+        aggregate: str,
+        student_gamma: bool,
+        beta_init: float,
+        saturation_init: float,
+        gamma_init: float,
+        offset: float,
+        learn_offset: bool,
+        theta_init: float,
+        temperature: float,
+        learn_temperature: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -144,6 +149,26 @@ class GainAKT3Exp(nn.Module):
     def curve_parameters(self) -> list[nn.Parameter]:
         """The learning-curve scalars (beta, M_sat, gamma, theta, and offset/T when learned)."""
         return [p for name, p in self.named_parameters() if name in CURVE_PARAMETERS]
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """Every parameter once, as ``{"name", "params", "decay"}``, by learning-rate group.
+
+        Learning-rate groups: ``gains`` (encoder 2's gains head), ``curve`` (the learning-curve
+        scalars) and ``base`` (the rest). Weight decay belongs on weight matrices and embeddings
+        only: decaying biases, norms or the interpretable scalars (theta, offset, T, beta, M_sat,
+        gamma, the skill-pair bias) would pull the very numbers a researcher reads toward 0.
+        """
+        head, curve = self.gains_head_parameters(), self.curve_parameters()
+        special = {id(p) for p in head + curve}
+        interpretable = {id(p) for p in curve} | ({id(self.skill_bias)} if self.skill_bias is not None else set())
+        groups = []
+        for name, params in (("base", [p for p in self.parameters() if id(p) not in special]),
+                             ("gains", head), ("curve", curve)):  # fmt: skip
+            for decay in (True, False):
+                chosen = [p for p in params if (p.ndim >= 2 and id(p) not in interpretable) == decay]
+                if chosen:
+                    groups.append({"name": name, "params": chosen, "decay": decay})
+        return groups
 
     def encoder2_parameters(self) -> list[nn.Parameter]:
         own = {id(p) for p in self.encoder1_parameters()}

@@ -1,7 +1,10 @@
-"""LightningModule around GainAKT3Exp: losses, metrics per split and encoder, optimiser groups."""
+"""LightningModule around GainAKT3Exp: losses under the loss-weight schedule, metrics per split and
+encoder, and the optimiser over the model's parameter groups."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -10,46 +13,54 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
+from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
+from gainakt.model.schedules import Schedule
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
+LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 
 
 class GainAKTModule(L.LightningModule):
-    """Trains both encoders; the loss weights are set from outside by the schedule callback.
+    """Trains both encoders under a loss-weight schedule it applies itself.
 
     Args:
         num_skills, num_students: sizes taken from the data.
-        lr, weight_decay: Adam's (L2) settings.
-        gains_lr_mult: learning-rate multiplier of encoder 2's gains head (V2 used 3).
-        curve_lr_mult: learning-rate multiplier of the learning-curve scalars (beta, M_sat, ...),
-            which each see only their own skill's steps and so move slowly at the base rate.
         variance_weight: weight of the gain-variance loss (0 turns it off).
+        lr_mults: learning-rate multiplier of each group of :data:`LR_GROUPS` (``optim.*_lr_mult``).
+        schedule: (w_bce, w_im) per epoch; training refuses to start without one, so the weights
+            can never silently fall back to (1, 1). Not needed to evaluate a checkpoint.
+        optimizer: the configured optimiser class with its arguments (``optim``, a Hydra
+            ``_partial_``), called with the model's parameter groups. Not needed to evaluate.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
     def __init__(
         self,
         num_skills: int,
-        num_students: int = 0,
-        lr: float = 1e-3,
-        weight_decay: float = 1.7571e-5,
-        gains_lr_mult: float = 1.0,
-        curve_lr_mult: float = 1.0,
-        variance_weight: float = 0.0,
+        num_students: int,
+        variance_weight: float,
+        lr_mults: Mapping[str, float],
+        schedule: Schedule | None = None,
+        optimizer: OptimizerFactory | None = None,
         **architecture: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=("schedule", "optimizer"))  # checkpoints stay plain data
+        unknown = set(lr_mults) ^ set(LR_GROUPS)
+        if unknown:
+            raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
         self.net = GainAKT3Exp(num_skills=num_skills, num_students=num_students, **architecture)
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.gains_lr_mult = gains_lr_mult
-        self.curve_lr_mult = curve_lr_mult
+        self.schedule = schedule
+        self.optimizer_factory = optimizer
+        self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
+        self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
+        self._restored: tuple[int, float, float] | None = None
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{enc}": MetricCollection(
@@ -60,11 +71,12 @@ class GainAKTModule(L.LightningModule):
             }
         )
 
+    # -- loss weights -------------------------------------------------------------------------------
     def set_loss_weights(self, bce: float, im: float) -> None:
         """Set the BCE (encoder 1) and IM (encoder 2) weights and freeze what a zero weight leaves idle.
 
-        Frozen parameters get no gradient, so Adam neither steps nor decays them: with L2 decay a
-        merely zero-weighted encoder would otherwise shrink toward zero.
+        Frozen parameters get no gradient, so the optimiser neither steps nor decays them: with
+        weight decay a merely zero-weighted encoder would otherwise shrink toward zero.
         """
         self.loss_weights.update(bce=float(bce), im=float(im))
         for p in self.net.encoder1_parameters():
@@ -73,6 +85,43 @@ class GainAKTModule(L.LightningModule):
         for p in self.net.encoder2_parameters():
             p.requires_grad_(train_enc2)
 
+    def _apply_schedule(self) -> tuple[float, float]:
+        if self.schedule is None:
+            raise ConfigError(
+                "GainAKTModule has no loss-weight schedule: pass schedule=... (the `schedule` config group) "
+                "to train; only evaluation may go without one"
+            )
+        bce, im = self.schedule.weights(self.current_epoch)
+        self.set_loss_weights(bce, im)
+        return bce, im
+
+    def on_fit_start(self) -> None:
+        self._apply_schedule()
+
+    def on_train_epoch_start(self) -> None:
+        if self._restored is not None:
+            epoch, bce, im = self._restored
+            if self.schedule.weights(epoch) != (bce, im):
+                warnings.warn(
+                    f"resumed run: epoch {epoch} was trained with weights (bce={bce}, im={im}) but the schedule "
+                    f"now gives {self.schedule.weights(epoch)}; its phases moved (set schedule.phase1_epochs "
+                    "to keep them fixed across resumes)",
+                    stacklevel=2,
+                )
+            self._restored = None
+        bce, im = self._apply_schedule()
+        self._applied = (self.current_epoch, bce, im)
+        self.log("weights/bce", bce, on_step=False, on_epoch=True)
+        self.log("weights/im", im, on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["loss_weights_applied"] = self._applied
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        applied = checkpoint.get("loss_weights_applied")
+        self._restored = tuple(applied) if applied is not None else None
+
+    # -- steps ----------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], need_all_gains: bool = False) -> ModelOutput:
         return self.net(batch["skills"], batch["responses"], batch["student"], need_all_gains=need_all_gains)
 
@@ -111,13 +160,16 @@ class GainAKTModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
+    # -- optimiser ------------------------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        head, curve = self.net.gains_head_parameters(), self.net.curve_parameters()
-        special = {id(p) for p in head + curve}
-        rest = [p for p in self.parameters() if id(p) not in special]
-        groups = [
-            {"params": rest, "lr": self.lr, "name": "base"},
-            {"params": head, "lr": self.lr * self.gains_lr_mult, "name": "gains_head"},
-            {"params": curve, "lr": self.lr * self.curve_lr_mult, "name": "curve"},
-        ]
-        return torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
+        """The configured optimiser over the model's groups: each group's learning rate is the base
+        rate times its multiplier, and groups the model marks as not decayed get weight decay 0."""
+        if self.optimizer_factory is None:
+            raise ConfigError("GainAKTModule has no optimizer: pass optimizer=... (the `optim` config group) to train")
+        groups = self.net.optimizer_groups()
+        optimizer = self.optimizer_factory(
+            [{"params": g["params"], "name": g["name"], **({} if g["decay"] else {"weight_decay": 0.0})} for g in groups]
+        )
+        for group in optimizer.param_groups:
+            group["lr"] *= self.lr_mults.get(group["name"], 1.0)
+        return optimizer

@@ -1,7 +1,7 @@
 """The eleven verification checks of encoder 2 (SPEC "Verification checks"), as pure functions.
 
 Every check reads the rows of a trajectories table (one row per scored interaction, see
-``gainakt.trajectories``) and, for check 9, the learned parameters. A check that cannot be
+``gainakt.verification.trajectories``) and, for check 9, the learned parameters. A check that cannot be
 computed on the rows it gets (no incorrect answers, a constant input to a correlation, too few
 skills) says so with a reason: it never crashes and never passes by default.
 
@@ -50,24 +50,24 @@ DEFINITIONS: dict[int | str, str] = {
 class Thresholds:
     """Pass thresholds of the checks (config group ``checks``); defaults are the SPEC's."""
 
-    gain_std: float = 0.05
-    qmatrix_share: float = 0.99
-    monotonicity_violations: int = 0
-    monotonicity_tolerance: float = 1e-6
-    mastery_response_pearson: float = 0.3
-    skill_gain_cv: float = 0.2
-    min_rows_per_skill: int = 5
-    correct_incorrect_ratio: float = 1.2
-    enc2_auc: float = 0.62
-    gain_iqr: float = 0.01
-    gain_distinct_share: float = 0.01
-    gain_distinct_decimals: int = 4
-    beta_std: float = 0.3
-    enc2_match_rate: float = 0.60
-    student_mastery_pearson: float = 0.4
-    min_rows_per_student: int = 5
-    recovery_rate_spearman: float = 0.5
-    recovery_mastery_pearson: float = 0.5
+    gain_std: float
+    qmatrix_share: float
+    monotonicity_violations: int
+    monotonicity_tolerance: float
+    mastery_response_pearson: float
+    skill_gain_cv: float
+    min_rows_per_skill: int
+    correct_incorrect_ratio: float
+    enc2_auc: float
+    gain_iqr: float
+    gain_distinct_share: float
+    gain_distinct_decimals: int
+    beta_std: float
+    enc2_match_rate: float
+    student_mastery_pearson: float
+    min_rows_per_student: int
+    recovery_rate_spearman: float
+    recovery_mastery_pearson: float
 
 
 @dataclass

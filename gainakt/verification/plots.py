@@ -5,29 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from gainakt.checks import NotComputable, learned_rates, per_skill_rows, spearman  # noqa: E402
-from gainakt.epoch_csv import read_epoch_rows  # noqa: E402
-from gainakt.io import atomic_path  # noqa: E402
+from gainakt.verification.checks import NotComputable, learned_rates, per_skill_rows, spearman
+from gainakt.run.epoch_csv import read_epoch_rows
+from gainakt.run.atomic import atomic_path
 
 STUDENTS_SHOWN = 4
 SKILLS_PER_STUDENT = 4
 SKILLS_IN_BOXPLOT = 30
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
@@ -37,7 +32,8 @@ def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
     between attempts); markers sit at the attempts, filled for a correct answer, hollow otherwise.
     """
     students = rows["student"].value_counts().index[:STUDENTS_SHOWN]
-    fig, axes = plt.subplots(len(students), 1, figsize=(10, 2.6 * len(students)), squeeze=False)
+    fig = Figure(figsize=(10, 2.6 * len(students)))
+    axes = fig.subplots(len(students), 1, squeeze=False)
     for ax, student in zip(axes[:, 0], students):
         own = rows[rows["student"] == student]
         for number, skill in enumerate(own["skill"].value_counts().index[:SKILLS_PER_STUDENT]):
@@ -67,7 +63,8 @@ def gain_distribution(rows: pd.DataFrame, path: Path, min_rows: int) -> None:
     skills = counts[counts >= min_rows].index[:SKILLS_IN_BOXPLOT]
     groups = {s: exploded.loc[exploded["skill_id"] == s, "gain"].to_numpy() for s in skills}
     order = sorted(groups, key=lambda s: np.median(groups[s]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(order) + 2), 4))
+    fig = Figure(figsize=(max(6, 0.35 * len(order) + 2), 4))
+    ax = fig.subplots()
     if order:
         ax.boxplot([groups[s] for s in order], showfliers=False)
         ax.set_xticks(range(1, len(order) + 1), [str(s) for s in order], rotation=90, fontsize=8)
@@ -79,7 +76,8 @@ def gain_distribution(rows: pd.DataFrame, path: Path, min_rows: int) -> None:
 
 def gain_by_response(rows: pd.DataFrame, path: Path) -> None:
     """Mean gain after a correct and after an incorrect answer, with 95 % intervals of the mean."""
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
     labels, means, errors = [], [], []
     for response, label in ((1, "after correct"), (0, "after incorrect")):
         gain = rows.loc[rows["response"] == response, "gain"].to_numpy(np.float64)
@@ -100,7 +98,8 @@ def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0
         return False
     frame = pd.DataFrame(epochs)
     has_std = "gains/std" in frame.columns
-    fig, axes = plt.subplots(1, 2 if has_std else 1, figsize=(11 if has_std else 6, 4), squeeze=False)
+    fig = Figure(figsize=(11 if has_std else 6, 4))
+    axes = fig.subplots(1, 2 if has_std else 1, squeeze=False)
     ax = axes[0, 0]
     for key, label in (("val/enc1_auc", "encoder 1"), ("val/enc2_auc", "encoder 2")):
         if key in frame.columns:
@@ -126,7 +125,8 @@ def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0
 def learned_vs_true_rates(rows: pd.DataFrame, beta: np.ndarray, true_beta: np.ndarray, path: Path, min_rows: int) -> None:
     """Synthetic data: each skill's learned rate (beta x mean gain) against the simulator's beta."""
     rates = learned_rates(rows, beta, min_rows)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
     x = true_beta[rates.index.to_numpy()]
     ax.scatter(x, rates.to_numpy())
     for skill, xi, yi in zip(rates.index, x, rates.to_numpy()):

@@ -6,7 +6,7 @@ from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from gainakt.io import atomic_path
+from gainakt.run.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gainakt.checks import DEFINITIONS, CheckResult, Thresholds, recovery_checks, run_checks
+from gainakt.verification.checks import DEFINITIONS, CheckResult, Thresholds, recovery_checks, run_checks
 from gainakt.data.datamodule import KTDataModule
-from gainakt.io import write_json_atomic, write_text_atomic
+from gainakt.run.atomic import write_json_atomic, write_text_atomic
+from gainakt.run.folder import RunFolder
 from gainakt.model.gainakt3exp import GainAKT3Exp
-from gainakt.trajectories import extract, parameters, write_csv
+from gainakt.verification.trajectories import extract, parameters, write_csv
 
 # The seed document's decision tree, by gain std: (lower bound, advice, override that tries it).
 DECISION_TREE = [
@@ -125,23 +126,23 @@ def verify(
 
     Returns the summary entries (``checks_passed``, ``checks_total``, ``checks_not_computable``).
     """
-    out_dir = Path(out_dir)
+    folder = RunFolder(out_dir)
     rows = extract(net, datamodule, device=device)
     params = parameters(net)
     assert datamodule.data is not None
     if datamodule.data.skill_ids is not None:
         params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
-    write_csv(rows, out_dir / "trajectories.csv")
-    write_json_atomic(out_dir / "parameters.json", params)
+    write_csv(rows, folder.trajectories)
+    write_json_atomic(folder.parameters, params)
     truth = datamodule.data.truth or None
     report = verification_report(rows, params, thresholds, truth, {**params["options"], **(model_options or {})})
-    write_json_atomic(out_dir / "verification.json", report)
-    write_text_atomic(out_dir / "verification.md", render_markdown(report))
+    write_json_atomic(folder.verification_json, report)
+    write_text_atomic(folder.verification_md, render_markdown(report))
     if plots:
-        from gainakt.plots import write_plots
+        from gainakt.verification.plots import write_plots
 
-        write_plots(rows, params, out_dir / "plots", metrics_csv=metrics_csv, truth=truth,
+        write_plots(rows, params, folder.plots, metrics_csv=metrics_csv, truth=truth,
                     min_rows_per_skill=thresholds.min_rows_per_skill, gain_std_threshold=thresholds.gain_std)  # fmt: skip
     print(f"Verification: {report['checks_passed']}/{report['checks_total']} checks passed "
-          f"on {report['rows']} test rows; see {out_dir / 'verification.md'}", flush=True)  # fmt: skip
+          f"on {report['rows']} test rows; see {folder.verification_md}", flush=True)  # fmt: skip
     return {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}

@@ -146,7 +146,7 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
 
 def write_csv(frame: pd.DataFrame, path: Any) -> None:
     """Write the table with float32 precision (9 significant digits round-trip exactly), atomically."""
-    from gainakt.io import atomic_path
+    from gainakt.run.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.9g")

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from gainakt.data import three_line
+from gainakt.data.formats import three_line
 from gainakt.data.interactions import InteractionData
-from gainakt.data.parsing import check_ids, folder, pack, renumber, train_test_pair
+from gainakt.data.formats.parsing import check_ids, folder, pack, renumber, train_test_pair
 from gainakt.errors import DataError
 
 FIELDS = ("problem", "skill", "response")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gainakt.data.interactions import UNASSIGNED, InteractionData
-from gainakt.data.parsing import check_ids, csv_table, numeric_column, pack, raw_csv_file, raw_csv_files, renumber, skill_range
+from gainakt.data.formats.parsing import check_ids, csv_table, numeric_column, pack, raw_csv_file, raw_csv_files, renumber, skill_range
 from gainakt.errors import ConfigError, DataError
 
 COLUMNS = ("user_id", "log_id", "sequence_id", "correct")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gainakt.data.interactions import TEST_FOLD, InteractionData
-from gainakt.data.parsing import (
+from gainakt.data.formats.parsing import (
     check_ids,
     check_responses,
     check_same_lengths,

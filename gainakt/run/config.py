@@ -5,20 +5,33 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gainakt.errors import ConfigError
+from gainakt.errors import ConfigError, GainAKTError
+from gainakt.run.folder import RunFolder, path_resolver
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_MODULE = "gainakt.conf"  # the configs ship inside the package (conf/ in the repository)
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"  # for @hydra.main: found in editable and wheel installs alike
+
+
+def compose_config(config_name: str, overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """Compose a config as the entry points do, outside one (tests, ``gainakt.data.stats``)."""
+    register_resolvers()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 def continued_run(resume: str | None, ckpt_path: str | None) -> str | None:
     """The run folder a command continues: ``resume``, or the one holding ``ckpt_path``'s checkpoints/."""
     if resume:
         return str(resume)
-    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
-        return str(Path(ckpt_path).parent.parent)
-    return None
+    folder = RunFolder.of_checkpoint(ckpt_path) if ckpt_path else None
+    return None if folder is None else str(folder.root)
 
 
 def register_resolvers() -> None:
@@ -44,6 +57,7 @@ def register_resolvers() -> None:
         "gainakt_output_subdir", lambda resume, ckpt: None if continued_run(resume, ckpt) else ".hydra"
     )
     OmegaConf.register_new_resolver("gainakt_one_minus", _one_minus)
+    OmegaConf.register_new_resolver("gainakt_path", path_resolver)
 
 
 def _one_minus(value: float) -> float:
@@ -58,7 +72,7 @@ def override_key(override: str) -> str:
 
 def saved_overrides(run_dir: str | Path) -> list[str]:
     """The command-line overrides a run was started with (Hydra keeps them in .hydra/overrides.yaml)."""
-    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    path = RunFolder(run_dir).overrides
     if not path.is_file():
         raise ConfigError(f"{path} not found: expected a run folder written by python -m gainakt.train")
     overrides = OmegaConf.load(path)
@@ -69,8 +83,6 @@ def saved_overrides(run_dir: str | Path) -> list[str]:
 
 def recompose(saved: list[str], current: list[str], drop: tuple[str, ...]) -> DictConfig:
     """Compose the config of a saved run with this command's overrides on top (they win)."""
-    from hydra import compose
-
     mine = [o for o in current if override_key(o) not in drop]
     keys = {override_key(o) for o in mine}
     theirs = [o for o in saved if override_key(o) not in keys | set(drop)]
@@ -86,3 +98,44 @@ def gpu_precision() -> str:
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
         return "bf16-mixed"
     return "16-mixed"
+
+
+def build(config: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting a user error raised by the target (a ConfigError) through unwrapped."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, GainAKTError):
+            raise exc.__cause__ from None
+        raise
+
+
+def build_all(group: DictConfig | None) -> list[Any]:
+    """Build every non-null entry of a name -> config mapping (callbacks, loggers)."""
+    return [build(entry) for entry in (group or {}).values() if entry is not None]
+
+
+LR_MULT_SUFFIX = "_lr_mult"  # optim.<group>_lr_mult: the learning-rate multiplier of one of the model's groups
+
+
+def build_model(cfg: DictConfig, num_skills: int, num_students: int, **kwargs: Any) -> Any:
+    """The model of ``cfg.model`` with its optimiser from ``cfg.optim``.
+
+    ``optim`` is one flat group for the user (``optim.lr``, ``optim.curve_lr_mult``, ...): the
+    ``*_lr_mult`` keys go to the model as its groups' multipliers, the rest is the optimiser's
+    partial (``_target_``, ``lr``, ``weight_decay``, ...).
+    """
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    lr_mults = {key.removesuffix(LR_MULT_SUFFIX): optim.pop(key) for key in list(optim) if key.endswith(LR_MULT_SUFFIX)}
+    model = build(cfg.model, _partial_=True)  # objects passed through instantiate would become configs
+    return model(num_skills=num_skills, num_students=num_students, optimizer=build(OmegaConf.create(optim)),
+                 lr_mults=lr_mults, **kwargs)  # fmt: skip
+
+
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``ckpt_path``, or the ``resume`` folder's last checkpoint; a missing file is a config error."""
+    path = cfg.ckpt_path or (str(RunFolder(cfg.resume).last_ckpt) if cfg.resume else None)
+    if path is not None and not Path(path).is_file():
+        key = "ckpt_path" if cfg.ckpt_path else "resume"
+        raise ConfigError(f"{key}: checkpoint {path} does not exist")
+    return path

@@ -1,5 +1,8 @@
 """Loss-weight schedules: (w_bce, w_im) as a pure function of the epoch.
 
+The module applies its schedule at every epoch start (:class:`gainakt.model.module.GainAKTModule`);
+the values live in ``conf/schedule/*.yaml`` only, so the classes here have no defaults.
+
 Being pure functions of the epoch, they need no state in a checkpoint: a resumed run lands in
 the right phase by construction.
 
@@ -41,8 +44,8 @@ def _check_pair(bce: float, im: float, bce_key: str, im_key: str) -> None:
 class Constant:
     """The same weights every epoch (V0-V2 of the original study)."""
 
-    bce: float = 0.7
-    im: float = 0.3
+    bce: float
+    im: float
 
     def __post_init__(self) -> None:
         _check_pair(self.bce, self.im, "bce", "im")
@@ -60,13 +63,13 @@ class InverseWarmup:
     resumed run raises ``max_epochs``; set ``phase1_epochs`` to keep it fixed.
     """
 
-    max_epochs: int | None = None
-    phase1_frac: float | None = 0.5
-    phase1_epochs: int | None = None
-    phase1_bce: float = 0.0
-    phase1_im: float = 1.0
-    phase2_bce: float = 0.7
-    phase2_im: float = 0.3
+    max_epochs: int | None
+    phase1_frac: float | None
+    phase1_epochs: int | None
+    phase1_bce: float
+    phase1_im: float
+    phase2_bce: float
+    phase2_im: float
 
     def __post_init__(self) -> None:
         _check_pair(self.phase1_bce, self.phase1_im, "phase1_bce", "phase1_im")
@@ -104,11 +107,11 @@ class InverseWarmup:
 class Linear:
     """Weights move in a straight line from the start pair (epoch 0) to the end pair (last epoch)."""
 
-    max_epochs: int | None = None
-    start_bce: float = 0.0
-    start_im: float = 1.0
-    end_bce: float = 0.7
-    end_im: float = 0.3
+    max_epochs: int | None
+    start_bce: float
+    start_im: float
+    end_bce: float
+    end_im: float
 
     def __post_init__(self) -> None:
         _check_pair(self.start_bce, self.start_im, "start_bce", "start_im")

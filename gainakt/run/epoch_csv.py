@@ -17,7 +17,7 @@ from typing import Any
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from gainakt.io import write_text_atomic
+from gainakt.run.atomic import write_text_atomic
 
 
 class EpochCSVLogger(Logger):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gainakt.data.interactions import UNASSIGNED, InteractionData
-from gainakt.data.parsing import (
+from gainakt.data.formats.parsing import (
     check_ids,
     csv_table,
     numeric_column,

@@ -1,0 +1,169 @@
+"""Check the composed config before any work, with messages that name the key.
+
+Catches wrong types, impossible values and unknown keys (``+model.dmodel=32``: a key the object
+it configures does not take) that would otherwise surface as a traceback deep inside training;
+:func:`config_errors` turns Hydra's own composition errors (``model.dmodel=32``) into the same
+one-line message and exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from hydra.errors import HydraException
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError
+
+from gainakt.errors import ConfigError
+from gainakt.model.gainakt3exp import CHOICES
+
+
+def _int(low: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), f"an integer >= {low}"
+
+
+def _number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = True):
+    def ok(v: Any) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return False
+        above = v > low if low_open else v >= low
+        below = True if high is None else (v < high if high_open else v <= high)
+        return above and below
+
+    left = "(" if low_open else "["
+    right = "∞)" if high is None else (f"{high})" if high_open else f"{high}]")
+    return ok, f"a number in {left}{low}, {right}"
+
+
+_BOOL = (lambda v: isinstance(v, bool)), "true or false"
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": _int(0),
+    "optim.lr": _number(0.0, low_open=True),
+    "optim.weight_decay": _number(0.0),
+    "optim.gains_lr_mult": _number(0.0, low_open=True),
+    "optim.curve_lr_mult": _number(0.0, low_open=True),
+    "data.fold": _int(0),
+    "data.window": _int(2),
+    "data.min_length": _int(2),
+    "data.batch_size": _int(1),
+    "data.eval_batch_size": _int(1),
+    "data.num_workers": _int(0),
+    "data.bucketing": _BOOL,
+    "model.d_model": _int(1),
+    "model.n_heads": _int(1),
+    "model.n_blocks": _int(1),
+    "model.d_ff": _int(1),
+    "model.max_len": _int(2),
+    "model.dropout": _number(0.0, 1.0),
+    "model.student_gamma": _BOOL,
+    "model.learn_temperature": _BOOL,
+    "model.learn_offset": _BOOL,
+    "model.beta_init": _number(0.0, low_open=True),
+    "model.saturation_init": _number(0.0, 1.0, low_open=True),
+    "model.gamma_init": _number(0.0, low_open=True),
+    "model.theta_init": _number(0.0, 1.0, high_open=False),
+    "model.temperature": _number(0.0, low_open=True),
+    "model.variance_weight": _number(0.0),
+    "trainer.max_epochs": _int(1),
+}
+RULES.update(
+    {f"model.{key}": ((lambda v, options=options: v in options), " | ".join(options)) for key, options in CHOICES.items()}
+)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first unknown key or invalid value."""
+    check_keys(cfg)
+    check_values(cfg)
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first invalid value (unset keys are left to their users)."""
+    for key, (ok, expected) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{key}={value!r}: expected {expected}")
+    d_model, n_heads = OmegaConf.select(cfg, "model.d_model"), OmegaConf.select(cfg, "model.n_heads")
+    if d_model and n_heads and d_model % n_heads:
+        raise ConfigError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
+    window, max_len = OmegaConf.select(cfg, "data.window"), OmegaConf.select(cfg, "model.max_len")
+    if window and max_len and window > max_len:
+        raise ConfigError(f"data.window={window} exceeds model.max_len={max_len}")
+
+
+# Arguments a target's **kwargs hands on: GainAKTModule passes **architecture to GainAKT3Exp.
+FORWARDED_KWARGS = {"gainakt.model.module.GainAKTModule": "gainakt.model.gainakt3exp.GainAKT3Exp"}
+SUPPLIED = {"model": ("num_skills", "num_students", "optimizer", "lr_mults", "schedule")}  # passed by the code, not the config
+
+
+def _accepted(target: str) -> tuple[set[str], bool]:
+    """Keyword names ``target`` accepts, and whether it takes any (an unforwarded ``**kwargs``)."""
+    names: set[str] = set()
+    while True:
+        params = inspect.signature(get_object(target)).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        has_var = any(p.kind is p.VAR_KEYWORD for p in params)
+        if not has_var or target not in FORWARDED_KWARGS:
+            return names, has_var
+        target = FORWARDED_KWARGS[target]
+
+
+def _unknown_key(key: str, candidates: list[str]) -> ConfigError:
+    parent, _, name = key.rpartition(".")
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {(parent + '.' if parent else '') + near[0]}?" if near else ""
+    return ConfigError(f"{key}: unknown key{hint}")
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Every key of a node built by ``_target_`` must be an argument of its target (optimiser:
+    also the ``*_lr_mult`` multipliers), so a misspelt ``+key`` is caught before any work."""
+    nodes = {"model": cfg.get("model"), "data": cfg.get("data"), "optim": cfg.get("optim"), "schedule": cfg.get("schedule")}
+    nodes.update({f"callbacks.{k}": v for k, v in (cfg.get("callbacks") or {}).items()})
+    for path, node in nodes.items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        try:
+            accepted, takes_any = _accepted(node._target_)
+        except Exception:  # a target that does not import is reported when it is built
+            continue
+        if takes_any:
+            continue
+        accepted |= set(SUPPLIED.get(path, ()))
+        for key in node:
+            if key.startswith("_") or key in accepted or (path == "optim" and key.endswith("_lr_mult")):
+                continue
+            raise _unknown_key(f"{path}.{key}", sorted(accepted))
+
+
+@contextlib.contextmanager
+def config_errors(config_name: str) -> Iterator[None]:
+    """Around an entry point's ``main()``: Hydra's own composition errors (an unknown key without
+    ``+``, a group option that does not exist) become one line naming the key, exit code 2."""
+    from gainakt.run.config import compose_config
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let Hydra raise instead of printing and exiting 1
+    try:
+        yield
+    except HydraException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ConfigKeyError) and cause.full_key:
+            from hydra.core.global_hydra import GlobalHydra
+
+            GlobalHydra.instance().clear()
+            parent = cause.full_key.rpartition(".")[0]
+            reference = compose_config(config_name, [])
+            node = OmegaConf.select(reference, parent) if parent else reference
+            message = str(_unknown_key(cause.full_key, list(node.keys()) if isinstance(node, DictConfig) else []))
+        else:
+            message = str(exc).strip().splitlines()[0]
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Tools around training: the benchmark, tensor-memory accounting and the sweep report."""
