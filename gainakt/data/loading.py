@@ -81,7 +81,11 @@ def detect_format(root: str | Path | None) -> str:
         )
     path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"data.root={root} does not exist; expected a dataset folder in a known format ({known}). {OBTAIN}")
+        raise DataError(
+            f"data.root={root} does not exist: point data.root at the dataset folder (or raw CSV), or set "
+            f"paths.data_root to the folder that holds <dataset>/<form> (e.g. assist2015/pykt), once for all "
+            f"runs in conf/local/default.yaml. Known formats: {known}. {OBTAIN}"
+        )
     matches = [name for name, reader in FORMATS.items() if reader.detect(path)]
     if len(matches) == 1:
         return matches[0]

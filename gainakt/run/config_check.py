@@ -19,7 +19,6 @@ from typing import Any
 from hydra.errors import HydraException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError
 
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import CHOICES
@@ -99,8 +98,12 @@ def check_values(cfg: DictConfig) -> None:
         raise ConfigError(f"data.window={window} exceeds model.max_len={max_len}")
 
 
-# Arguments a target's **kwargs hands on: GainAKTModule passes **architecture to GainAKT3Exp.
-FORWARDED_KWARGS = {"gainakt.model.module.GainAKTModule": "gainakt.model.gainakt3exp.GainAKT3Exp"}
+# Where a target's **kwargs go: GainAKTModule passes **architecture to GainAKT3Exp, callbacks to their base.
+FORWARDED_KWARGS = {
+    "gainakt.model.module.GainAKTModule": "gainakt.model.gainakt3exp.GainAKT3Exp",
+    "gainakt.callbacks.checkpoint.RunCheckpoint": "lightning.pytorch.callbacks.ModelCheckpoint",
+    "gainakt.callbacks.early_stopping.ScheduleAwareEarlyStopping": "lightning.pytorch.callbacks.EarlyStopping",
+}
 SUPPLIED = {"model": ("num_skills", "num_students", "optimizer", "lr_mults", "schedule")}  # passed by the code, not the config
 
 
@@ -144,6 +147,15 @@ def check_keys(cfg: DictConfig) -> None:
             raise _unknown_key(f"{path}.{key}", sorted(accepted))
 
 
+def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for key in node.keys():
+        value = node._get_node(key)
+        path = f"{prefix}{key}"
+        keys += _dotted_keys(value, f"{path}.") if isinstance(value, DictConfig) else [path]
+    return keys
+
+
 @contextlib.contextmanager
 def config_errors(config_name: str) -> Iterator[None]:
     """Around an entry point's ``main()``: Hydra's own composition errors (an unknown key without
@@ -154,16 +166,21 @@ def config_errors(config_name: str) -> Iterator[None]:
     try:
         yield
     except HydraException as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ConfigKeyError) and cause.full_key:
+        cause = exc.__cause__ or exc.__context__
+        key = getattr(cause, "full_key", None)
+        if key:
             from hydra.core.global_hydra import GlobalHydra
 
             GlobalHydra.instance().clear()
-            parent = cause.full_key.rpartition(".")[0]
+            parent = key.rpartition(".")[0]
             reference = compose_config(config_name, [])
             node = OmegaConf.select(reference, parent) if parent else reference
-            message = str(_unknown_key(cause.full_key, list(node.keys()) if isinstance(node, DictConfig) else []))
-        else:
-            message = str(exc).strip().splitlines()[0]
+            message = str(_unknown_key(key, list(node.keys()) if isinstance(node, DictConfig) else []))
+            elsewhere = [k for k in _dotted_keys(reference) if k.rpartition(".")[2] == key.rpartition(".")[2]]
+            if "did you mean" not in message and elsewhere:
+                message += f"; {key.rpartition('.')[2]} is set as {' or '.join(elsewhere)}"
+        else:  # Hydra's message, on one line (e.g. a group option that does not exist, with the options)
+            text = str(exc).split("Config search path")[0]
+            message = " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
