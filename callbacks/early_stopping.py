@@ -21,7 +21,7 @@ class ScheduleAwareEarlyStopping(EarlyStopping):
         **kwargs: EarlyStopping's arguments (monitor, mode, patience, ...).
     """
 
-    def __init__(self, loss_weight: str | None = "bce", **kwargs: Any) -> None:
+    def __init__(self, loss_weight: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loss_weight = loss_weight
 

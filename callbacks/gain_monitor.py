@@ -19,7 +19,7 @@ class GainMonitor(L.Callback):
         histograms: also write the TensorBoard histograms (needs a TensorBoard logger).
     """
 
-    def __init__(self, histograms: bool = True) -> None:
+    def __init__(self, histograms: bool) -> None:
         self.histograms = histograms
         self._sums: GainSums | None = None
         self._gains: list[torch.Tensor] = []

@@ -17,7 +17,7 @@ class MonotonicityCheck(L.Callback):
         fail_on_violation: stop the run with an error when the count is not 0.
     """
 
-    def __init__(self, tolerance: float = 0.0, fail_on_violation: bool = False) -> None:
+    def __init__(self, tolerance: float, fail_on_violation: bool) -> None:
         self.tolerance = tolerance
         self.fail_on_violation = fail_on_violation
         self._violations = 0

@@ -28,8 +28,7 @@ class Verification(L.Callback):
         plots: draw the PNG plots.
     """
 
-    def __init__(self, out_dir: str | Path, thresholds: Thresholds, metrics_csv: str | Path | None = None,
-                 plots: bool = True) -> None:  # fmt: skip
+    def __init__(self, out_dir: str | Path, thresholds: Thresholds, metrics_csv: str | Path | None, plots: bool) -> None:
         self.out_dir = Path(out_dir)
         self.thresholds = thresholds
         self.metrics_csv = metrics_csv

@@ -119,8 +119,7 @@ def verification_report(
 
 def verify(
     net: GainAKT3Exp, datamodule: KTDataModule, out_dir: str | Path, thresholds: Thresholds,
-    metrics_csv: str | Path | None = None, model_options: dict[str, Any] | None = None,
-    device: Any = "cpu", plots: bool = True,
+    metrics_csv: str | Path | None, model_options: dict[str, Any], device: Any, plots: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """Extract trajectories, run the checks and write every verification output into ``out_dir``.
 
@@ -135,7 +134,7 @@ def verify(
     write_csv(rows, folder.trajectories)
     write_json_atomic(folder.parameters, params)
     truth = datamodule.data.truth or None
-    report = verification_report(rows, params, thresholds, truth, {**params["options"], **(model_options or {})})
+    report = verification_report(rows, params, thresholds, truth, {**params["options"], **model_options})
     write_json_atomic(folder.verification_json, report)
     write_text_atomic(folder.verification_md, render_markdown(report))
     if plots:
