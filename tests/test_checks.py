@@ -9,7 +9,7 @@ import torch
 from torchmetrics.functional.classification import binary_auroc
 
 from gainakt.verification import checks
-from gainakt.verification.checks import NOT_COMPUTABLE, Thresholds
+from gainakt.verification.checks import NOT_COMPUTABLE
 from gainakt.verification.writers import decision, render_markdown, verification_report
 from tests.conftest import make_thresholds
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from gainakt.verification.gain_stats import add_gain_sums, count_mastery_decreases, gain_sums, summarise_gains
-from gainakt.model.gainakt3exp import GainAKT3Exp
 from tests.conftest import make_net
 
 C = 5

@@ -12,7 +12,6 @@ from gainakt.model.accumulation import (
     scatter_gains,
     skill_multi_hot,
 )
-from gainakt.model.gainakt3exp import GainAKT3Exp
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 

@@ -12,7 +12,6 @@ from hydra.utils import instantiate
 
 from gainakt.bench import run_benchmark
 from gainakt.run.config import build_model, compose_config
-from gainakt.model.gainakt3exp import GainAKT3Exp
 from gainakt.tools.tensor_memory import TensorMemoryTracker
 from tests.conftest import make_net
 

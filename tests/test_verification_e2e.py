@@ -12,13 +12,12 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
-from gainakt.verification.checks import Thresholds, run_checks
+from gainakt.verification.checks import run_checks
 from gainakt.run.config import compose_config
 from gainakt.data.datamodule import WindowDataset
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
-from gainakt.model.gainakt3exp import GainAKT3Exp
 from gainakt.run.summary import format_table
 from gainakt.train import train
 from gainakt.verification.trajectories import extract, read_csv

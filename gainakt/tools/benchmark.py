@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import logging
 import os
 import platform
@@ -38,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 
-from gainakt.errors import ConfigError, GainAKTError
+from gainakt.errors import ConfigError
 from gainakt.data.datamodule import KTDataModule
 from gainakt.run.config import build, build_model
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, accumulate_reference, skill_multi_hot

@@ -9,7 +9,6 @@ sweep's ``multirun.yaml`` but without a folder) are listed; the others are still
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
