@@ -72,8 +72,9 @@ class Verification(L.Callback):
         self._sample = counterfactual.sample_windows(len(test), wanted, self.thresholds.seed) if wanted != 0 else None
         self._copies = None
         if self._sample is not None and len(self._sample):
-            self._copies = counterfactual.flipped_copies(test.collate(self._sample.tolist()))
-            print(f"Counterfactual: {len(self._copies)} one-answer flips of {len(self._sample)} test windows",
+            batch = test.collate(self._sample.tolist())
+            self._copies = counterfactual.flipped_copies(batch, self.thresholds.counterfactual_flips, self.thresholds.seed)
+            print(f"Counterfactual: {len(self._copies)} one-answer flips in {len(self._sample)} test windows",
                   flush=True)  # fmt: skip
             if len(self._copies):
                 loaders.append(length_ordered_loader(self._copies.collate, self._copies.length, size))

@@ -44,6 +44,9 @@ def test_copies_flip_each_answer_that_has_a_later_step_of_its_skill():
     assert (copies.skills[0, 3:] == -1).all() and copies.responses[0, 3] == 0  # beyond the copy
     collated = copies.collate([2, 0])
     assert collated["skills"].shape == (2, 3, 2) and collated["mask"].tolist() == [[True, True, False], [True] * 3]
+    two = flipped_copies(batch, max_flips=2, seed=0)
+    assert len(two) == 2 and set(zip(two.source, two.position)) < set(zip(copies.source, copies.position))
+    assert len(flipped_copies(batch, max_flips=5)) == 3
 
 
 def _practice_model(batch: dict[str, torch.Tensor]) -> np.ndarray:
@@ -122,7 +125,7 @@ def _net_probs(net, batch: dict[str, torch.Tensor], encoder: str) -> np.ndarray:
 
 def test_the_predict_loop_gives_the_rates_of_a_direct_computation(tiny_data, tmp_path):
     module = _module(tiny_data)
-    thresholds = replace(T, counterfactual_windows=6, seed=3)
+    thresholds = replace(T, counterfactual_windows=6, counterfactual_flips=40, seed=3)
     verification = Verification(tmp_path, thresholds, plots=False)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[verification])  # fmt: skip
@@ -131,14 +134,16 @@ def test_the_predict_loop_gives_the_rates_of_a_direct_computation(tiny_data, tmp
     test = tiny_data.datasets["test"]
     sample = counterfactual.sample_windows(len(test), 6, 3)
     batch = test.collate(sample.tolist())
-    copies = flipped_copies(batch)
+    copies = flipped_copies(batch, 40, 3)
+    assert len(copies) == 40 < len(flipped_copies(batch))  # a sample of the flips bounds the cost
     for encoder in ("enc1", "enc2"):
         direct = violations(copies, _net_probs(module.net, batch, encoder),
                             _net_probs(module.net, copies.collate(list(range(len(copies)))), encoder),
                             thresholds.counterfactual_tolerance)  # fmt: skip
         assert report["counterfactual"][encoder] == pytest.approx(direct, abs=1e-9), encoder
     check = next(c for c in report["checks"] if c["id"] == 12)
-    assert check["value"] == report["counterfactual"]["enc2"]["rate"] and check["detail"]["flips"] == len(copies)
+    assert check["value"] == report["counterfactual"]["enc2"]["rate"] and check["detail"]["pairs"] == copies.later.sum()
+    assert report["counterfactual"]["enc2"]["flips"] == len(copies)
     assert check["reference"] == report["counterfactual"]["enc1"]["rate"] and result["checks_total"] == 12
 
 

@@ -241,3 +241,29 @@ def test_evaluate_without_run_config_names_the_mismatch(trained_run, tmp_path, c
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     result = evaluate(_compose_evaluate([f"ckpt_path={tmp_path / 'none.ckpt'}", f"run_dir={tmp_path / 'e'}"]), [])
     assert result["status"] == "failed" and "ckpt_path" in capsys.readouterr().err
+
+
+def test_verification_uses_the_precision_of_test(tiny_config, tmp_path):
+    """Under bf16 autocast, the checks' rows are the rows test_step scored: check 7 equals the test AUC,
+    while an fp32 forward pass (what verification did outside Lightning) gives other probabilities."""
+    from hydra.utils import instantiate
+
+    dm = instantiate(tiny_config().data)
+    dm.setup()
+    torch.manual_seed(0)
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    verification = Verification(tmp_path, make_thresholds(counterfactual_windows=0), plots=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[verification])  # fmt: skip
+    tested = trainer.test(module, datamodule=dm, verbose=False)[0]
+    verification.run(trainer, module, dm)
+    report = json.loads((tmp_path / "verification.json").read_text())
+    assert report["checks"][6]["value"] == pytest.approx(tested["test/enc2_auc"], abs=1e-6)
+    assert report["checks"][6]["reference"] == pytest.approx(tested["test/enc1_auc"], abs=1e-6)
+    rows = read_csv(tmp_path / "trajectories.csv")
+    test = rows[rows["split"] == "test"]
+    batch = dm.datasets["test"].collate(list(range(len(dm.datasets["test"]))))
+    with torch.no_grad():
+        out = module.net.eval()(batch["skills"], batch["responses"], batch["student"])
+    fp32 = torch.sigmoid(out.enc2_logit)[batch["mask"][:, 1:]].numpy()  # windows in index order, as the rows
+    assert len(fp32) == len(test) and np.abs(np.sort(fp32) - np.sort(test["enc2_prob"].to_numpy())).max() > 1e-4

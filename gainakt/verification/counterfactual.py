@@ -1,7 +1,7 @@
 """Counterfactual responses (after CMKT and RCKT): does a right answer ever count against a student?
 
-For a sample of test windows, each step t that has a later step u of a shared skill in the window is
-answered the other way in a copy of the window (wrong -> right, or right -> wrong), and the copy is
+For a sample of test windows, each step t that has a later step u of a shared skill in the window
+(or a sample of those steps) is answered the other way in a copy of the window (wrong -> right, or right -> wrong), and the copy is
 cut after its last such u (the models are causal, so later steps cannot matter). Each (t, u) is a
 *pair*; it is a *violation* when the prediction for u moves against the flip by more than a
 tolerance: down after wrong -> right, up after right -> wrong. Nothing in GainAKT's architecture
@@ -59,9 +59,10 @@ def sample_windows(num_windows: int, size: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_windows, size, replace=False))
 
 
-def flipped_copies(batch: Batch) -> FlippedCopies:
-    """Every one-answer flip of the windows of ``batch`` (``skills`` [B, L, K], ``responses``,
-    ``mask``, ``student``) that has a later step of a shared skill."""
+def flipped_copies(batch: Batch, max_flips: int | None = None, seed: int = 0) -> FlippedCopies:
+    """The one-answer flips of the windows of ``batch`` (``skills`` [B, L, K], ``responses``,
+    ``mask``, ``student``) that have a later step of a shared skill: all of them, or ``max_flips``
+    drawn without replacement (seeded), which bounds the cost."""
     skills = batch["skills"].numpy()
     responses = batch["responses"].numpy()
     real = batch["mask"].numpy()
@@ -73,6 +74,9 @@ def flipped_copies(batch: Batch) -> FlippedCopies:
             shared |= (skills[:, :, None, a] == skills[:, None, :, b]) & valid[:, :, None, a]
     later = shared & np.triu(np.ones((steps, steps), dtype=bool), 1) & real[:, None, :] & real[:, :, None]
     source, position = np.nonzero(later.any(-1))
+    if max_flips is not None and len(source) > max_flips:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(source), max_flips, replace=False))
+        source, position = source[chosen], position[chosen]
     pairs = later[source, position]  # [F, L]
     length = steps - np.argmax(pairs[:, ::-1], axis=1)
     keep = int(length.max()) if len(length) else 1
@@ -108,14 +112,15 @@ def violations(copies: FlippedCopies, original: np.ndarray, flipped: np.ndarray,
             (predicted before the step; step 0 is never used).
         flipped: [F, L'] the same for each copy (L' <= L).
         tolerance: a move smaller than this is rounding, not a violation.
-    Returns ``rate`` (violations / pairs), ``pairs``, ``flips`` and the rate of each direction.
+    Returns ``rate`` (violations / pairs), ``pairs``, ``flips``, ``windows`` (holding a flip) and
+    the rate of each direction (``rate_wrong_to_right``, ``rate_right_to_wrong``).
     """
     steps = copies.later.shape[1]
     shift = flipped[:, :steps] - original[copies.source, :steps]
     up = copies.flipped_to[:, None] == 1
     against = np.where(up, shift < -tolerance, shift > tolerance) & copies.later
     pairs = copies.later.sum(1)
-    out = {"pairs": float(pairs.sum()), "flips": float(len(copies))}
+    out = {"pairs": float(pairs.sum()), "flips": float(len(copies)), "windows": float(len(np.unique(copies.source)))}
     for name, chosen in (("rate", np.ones(len(copies), bool)), ("rate_wrong_to_right", up[:, 0]),
                          ("rate_right_to_wrong", ~up[:, 0])):  # fmt: skip
         total = pairs[chosen].sum()

@@ -110,6 +110,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"training rows, combined over a question's skills as encoder 2 combines mastery (`{base['aggregate']}`): "
         f"AUC {_fmt(base['skill_rate_auc'])}, accuracy {_fmt(base['skill_rate_acc'])}.",
     ]
+    if report["counterfactual"]:
+        enc1, enc2 = report["counterfactual"]["enc1"], report["counterfactual"]["enc2"]
+        lines += [
+            "", "## Counterfactual responses (check 12)", "",
+            f"{int(enc2['flips']):,} answers in {int(enc2['windows']):,} test windows were answered the other way, each "
+            f"in its own copy of its window; the {int(enc2['pairs']):,} later steps that share a skill with a flipped "
+            "answer were predicted again. Share of them whose prediction moved against the flip:", "",
+            "| flip | encoder 2 | encoder 1 |", "|---|---|---|",
+            f"| wrong → right (must not go down) | {_fmt(enc2['rate_wrong_to_right'])} | {_fmt(enc1['rate_wrong_to_right'])} |",
+            f"| right → wrong (must not go up) | {_fmt(enc2['rate_right_to_wrong'])} | {_fmt(enc1['rate_right_to_wrong'])} |",
+            f"| all | {_fmt(enc2['rate'])} | {_fmt(enc1['rate'])} |",
+        ]  # fmt: skip
     if report.get("recovery"):
         lines += ["", "## Ground-truth recovery (synthetic data)", ""] + _table(report["recovery"], with_encoders=False)
         oracle = report.get("oracle")
