@@ -11,6 +11,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from gainakt.data.datamodule import KTDataModule
+from gainakt.errors import ConfigError
 from gainakt.model.module import GainAKTModule
 from gainakt.verification import counterfactual
 from gainakt.verification.baselines import fit_on_windows
@@ -93,6 +94,15 @@ class Verification(L.Callback):
             return
         datamodule, net = self._datamodule, pl_module.net
         assert datamodule is not None and datamodule.data is not None
+        for cols, split in zip(parts, SPLITS):
+            windows = datamodule.datasets[split].windows
+            expected, got = windows.num_interactions - len(windows), len(cols.get("window", ()))
+            if got != expected:
+                raise ConfigError(
+                    f"verification predicted {got} of the {expected} scored {split} interactions: it needs every "
+                    "window, so keep trainer.limit_predict_batches at 1.0 and, on several devices, "
+                    "trainer.use_distributed_sampler=false (as conf/trainer/ddp.yaml sets it)"
+                )
         table = fit_on_windows(datamodule.data, datamodule.datasets["train"].windows)
         frames = [to_frame(cols, datamodule, split, table, net.aggregate) for cols, split in zip(parts, SPLITS)]
         options = {k: pl_module.hparams[k] for k in MODEL_OPTIONS if k in pl_module.hparams}

@@ -267,3 +267,20 @@ def test_verification_uses_the_precision_of_test(tiny_config, tmp_path):
         out = module.net.eval()(batch["skills"], batch["responses"], batch["student"])
     fp32 = torch.sigmoid(out.enc2_logit)[batch["mask"][:, 1:]].numpy()  # windows in index order, as the rows
     assert len(fp32) == len(test) and np.abs(np.sort(fp32) - np.sort(test["enc2_prob"].to_numpy())).max() > 1e-4
+
+
+def test_verification_that_misses_windows_says_so(tiny_config, tmp_path):
+    """Checks on part of the rows would be wrong without telling anyone: a partial predict pass stops."""
+    from hydra.utils import instantiate
+
+    from gainakt.errors import ConfigError
+
+    dm = instantiate(tiny_config().data, eval_batch_size=4)
+    dm.setup()
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    verification = Verification(tmp_path, make_thresholds(), plots=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[verification], limit_predict_batches=1)  # fmt: skip
+    with pytest.raises(ConfigError, match="limit_predict_batches"):
+        verification.run(trainer, module, dm)
+    assert not (tmp_path / "verification.json").exists()

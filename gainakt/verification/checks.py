@@ -524,10 +524,12 @@ def degenerate_parameters(params: Mapping[str, Any], rows: pd.DataFrame, t: Thre
     flags = []
     theta = params.get("theta")
     if theta is not None and min(theta, 1.0 - theta) <= t.theta_bound_margin:
-        bound = "lower bound 0" if theta <= 0.5 else "upper bound 1"
+        bound, reading = (("lower bound 0", "every mastery reaches it: encoder 2 reads every student as mastered")
+                          if theta <= 0.5 else ("upper bound 1", "no mastery reaches it: encoder 2 reads no student "
+                                                "as mastered"))  # fmt: skip
         flags.append({"parameter": "theta", "value": float(theta), "message": (
-            f"theta = {theta:.4f} sits at its {bound}: the threshold no longer separates mastered from not yet "
-            "mastered; encoder 2's predictions then rest on T and the offsets alone")})  # fmt: skip
+            f"theta = {theta:.4f} sits at its {bound}: {reading} on any skill, so the threshold no longer "
+            "separates mastered from not yet mastered")})  # fmt: skip
     temperature = params.get("temperature")
     if temperature is not None and not t.temperature_min <= temperature <= t.temperature_max:
         low, high = 1.0 / (1.0 + math.exp(1.0 / temperature)), 1.0 / (1.0 + math.exp(-1.0 / temperature))
