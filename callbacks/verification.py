@@ -53,7 +53,9 @@ class Verification(L.Callback):
         self._sample: np.ndarray | None = None
         self._copies: counterfactual.FlippedCopies | None = None
 
-    def run(self, trainer: L.Trainer, model: GainAKTModule, datamodule: KTDataModule, ckpt_path: str | None = None):
+    def run(
+        self, trainer: L.Trainer, model: GainAKTModule, datamodule: KTDataModule, ckpt_path: str | None = None
+    ) -> dict[str, Any] | None:
         """Verify ``model`` (the weights of ``ckpt_path`` when given) and return the summary entries."""
         trainer.predict(model, dataloaders=self.dataloaders(datamodule), ckpt_path=ckpt_path, return_predictions=False)
         return self.result
@@ -112,7 +114,7 @@ class Verification(L.Callback):
         self.result = verify(
             pd.concat(frames, ignore_index=True), params, self.out_dir, self.thresholds, datamodule.data.truth or None,
             {**params["options"], **options}, counterfactual=self._counterfactual(parts),
-            skill_rate_train_rows=int(table.rows.sum()), metrics_csv=self.metrics_csv, plots=self.plots,
+            skill_rate_train_rows=table.num_rows, metrics_csv=self.metrics_csv, plots=self.plots,
         )  # fmt: skip
 
     def _counterfactual(self, parts: list[dict[str, np.ndarray]]) -> dict[str, dict[str, float]] | None:

@@ -245,7 +245,8 @@ def test_skill_rate_table_on_hand_made_rows():
     responses = np.array([1, 1, 1, 0, 0, 1, 0])
     table = fit_skill_rates(skills, responses, num_skills=3)
     # skill 0: rows 0-3 and the 2-skill row 6 -> 3 of 5; skill 1: rows 4-6 -> 1 of 3; skill 2 unseen -> 4 of 7
-    assert table.rates == pytest.approx([3 / 5, 1 / 3, 4 / 7]) and table.rows.tolist() == [5, 3, 0]
+    assert table.rates == pytest.approx([3 / 5, 1 / 3, 4 / 7]) and table.skill_rows.tolist() == [5, 3, 0]
+    assert table.num_rows == 7
     asked = np.array([[0, -1], [2, -1], [0, 1]])
     assert table.predict(asked, "min") == pytest.approx([3 / 5, 4 / 7, 1 / 3])  # as encoder 2 combines mastery
     assert table.predict(asked, "mean") == pytest.approx([3 / 5, 4 / 7, (3 / 5 + 1 / 3) / 2])

@@ -24,8 +24,9 @@ class SkillRateTable:
     """Correct rate per skill on the training rows; a skill never seen there gets the overall rate."""
 
     rates: np.ndarray  # [C]
-    rows: np.ndarray  # [C] training rows per skill (a multi-skill row counts for each of its skills)
+    skill_rows: np.ndarray  # [C] training rows per skill (a multi-skill row counts for each of its skills)
     overall: float
+    num_rows: int  # training rows it was fitted on
 
     def predict(self, skills: np.ndarray, aggregate: str) -> np.ndarray:
         """[N] probability of a correct answer for [N, K] skill ids (-1 = empty slot)."""
@@ -44,7 +45,7 @@ def fit_skill_rates(skills: np.ndarray, responses: np.ndarray, num_skills: int) 
     correct = np.bincount(ids, weights=answered, minlength=num_skills)
     overall = float(responses.mean()) if len(responses) else 0.5
     rates = np.where(rows > 0, correct / np.maximum(rows, 1), overall)
-    return SkillRateTable(rates=rates, rows=rows, overall=overall)
+    return SkillRateTable(rates=rates, skill_rows=rows, overall=overall, num_rows=len(responses))
 
 
 def fit_on_windows(data: InteractionData, windows: Windows) -> SkillRateTable:

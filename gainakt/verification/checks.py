@@ -135,7 +135,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _or_none(compute: Callable[[], Any] | None) -> Any:
+def or_none(compute: Callable[[], Any] | None) -> Any:
     """``compute()``, or None when it is not given or the rows cannot give it."""
     if compute is None:
         return None
@@ -159,15 +159,15 @@ def _result(
         value = float(compute())
     except NotComputable as exc:
         return CheckResult(id, name, None, threshold, op, None, reason=str(exc))
-    ref = _or_none(reference)
-    base = _or_none(baseline[1]) if baseline is not None else None
+    ref = or_none(reference)
+    base = or_none(baseline[1]) if baseline is not None else None
     missed = [] if _COMPARE[op](value, threshold) else [f"not {op} {threshold:g}"]
     if base is not None and not value > base:
         missed.append(f"does not beat the {baseline[0]} ({base:.4f})")
     return CheckResult(
         id, name, value, threshold, op, not missed, None if ref is None else float(ref), "; ".join(missed) or None,
         detail() if detail is not None else {}, None if base is None else float(base),
-        baseline[0] if base is not None else None, _or_none(interval),
+        baseline[0] if base is not None else None, or_none(interval),
     )  # fmt: skip
 
 
@@ -499,7 +499,7 @@ def recovery_checks(
     rate = _result(
         "R1", "learned rate vs true beta (Spearman)", thresholds.recovery_rate_spearman, ">",
         lambda: spearman(rates.to_numpy(), true_beta[rates.index.to_numpy()]),
-        detail=lambda: {"skills": float(len(rates)), "beta_only_spearman": _or_none(
+        detail=lambda: {"skills": float(len(rates)), "beta_only_spearman": or_none(
             lambda: spearman(np.asarray(beta)[rates.index.to_numpy()], true_beta[rates.index.to_numpy()]))},
     )  # fmt: skip
     mastery, true_mastery = rows["mastery_before"].to_numpy(), rows["true_mastery_before"].to_numpy()

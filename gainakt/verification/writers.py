@@ -20,8 +20,8 @@ from gainakt.run.atomic import write_json_atomic, write_text_atomic
 from gainakt.run.folder import RunFolder
 from gainakt.verification.baselines import majority_class
 from gainakt.verification.checks import (
-    DEFINITIONS, CheckResult, NotComputable, Thresholds, accuracy, auc, bootstrap, degenerate_parameters,
-    recovery_checks, run_checks,
+    DEFINITIONS, CheckResult, Thresholds, accuracy, auc, bootstrap, degenerate_parameters, or_none, recovery_checks,
+    run_checks,
 )  # fmt: skip
 from gainakt.verification.trajectories import write_csv
 
@@ -106,8 +106,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "", "## Baselines", "",
         f"- **majority class**: always answering {'correct' if base['majority_class'] else 'incorrect'} is right on "
         f"{_fmt(base['majority_acc'])} of these rows.",
-        f"- **per-skill correct rate**: each skill's share of correct answers on the {base['skill_rate_train_rows']:,} "
-        f"training rows, combined over a question's skills as encoder 2 combines mastery (`{base['aggregate']}`): "
+        "- **per-skill correct rate**: each skill's share of correct answers on the "
+        + (f"{base['skill_rate_train_rows']:,} " if base["skill_rate_train_rows"] is not None else "")
+        + f"training rows, combined over a question's skills as encoder 2 combines mastery (`{base['aggregate']}`): "
         f"AUC {_fmt(base['skill_rate_auc'])}, accuracy {_fmt(base['skill_rate_acc'])}.",
     ]
     if report["counterfactual"]:
@@ -138,17 +139,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _auc_or_none(prob: np.ndarray, response: np.ndarray) -> float | None:
-    try:
-        return auc(prob, response)
-    except NotComputable:
-        return None
-
-
 def verification_report(
     rows: pd.DataFrame, params: dict[str, Any], thresholds: Thresholds, truth: dict[str, np.ndarray] | None,
     model_options: dict[str, Any], counterfactual: Mapping[str, Mapping[str, float]] | None = None,
-    skill_rate_train_rows: int = 0, split: str = "test",
+    skill_rate_train_rows: int | None = None, split: str = "test",
 ) -> dict[str, Any]:  # fmt: skip
     """The content of verification.json, from one split's rows, the learned parameters and the
     counterfactual statistics (``enc1``/``enc2``, see ``counterfactual.violations``)."""
@@ -162,9 +156,9 @@ def verification_report(
     label, share = majority_class(response)
     baselines = {
         "majority_class": label, "majority_acc": share if len(part) else None,
-        "skill_rate_auc": _auc_or_none(part["skill_rate_prob"].to_numpy(), response),
+        "skill_rate_auc": or_none(lambda: auc(part["skill_rate_prob"].to_numpy(), response)),
         "skill_rate_acc": accuracy(part["skill_rate_prob"].to_numpy(), response) if len(part) else None,
-        "skill_rate_train_rows": int(skill_rate_train_rows), "aggregate": model_options.get("aggregate"),
+        "skill_rate_train_rows": skill_rate_train_rows, "aggregate": model_options.get("aggregate"),
     }  # fmt: skip
     by_id = {c.id: c for c in checks}
     report = {
@@ -182,8 +176,8 @@ def verification_report(
         "decision": decision(by_id[1].value, by_id[11].value, model_options),
     }
     if "true_prob" in part.columns:
-        report["oracle"] = {name: _auc_or_none(part[column].to_numpy(), response) for name, column in
-                            (("auc", "true_prob"), ("enc2_auc", "enc2_prob"), ("enc1_auc", "enc1_prob"))}  # fmt: skip
+        report["oracle"] = {name: or_none(lambda column=column: auc(part[column].to_numpy(), response)) for name, column
+                            in (("auc", "true_prob"), ("enc2_auc", "enc2_prob"), ("enc1_auc", "enc1_prob"))}  # fmt: skip
     return report
 
 
@@ -203,7 +197,7 @@ def summary_entries(report: dict[str, Any]) -> dict[str, Any]:
 def verify(
     rows: pd.DataFrame, params: dict[str, Any], out_dir: str | Path, thresholds: Thresholds,
     truth: dict[str, np.ndarray] | None, model_options: dict[str, Any],
-    counterfactual: Mapping[str, Mapping[str, float]] | None = None, skill_rate_train_rows: int = 0,
+    counterfactual: Mapping[str, Mapping[str, float]] | None = None, skill_rate_train_rows: int | None = None,
     metrics_csv: str | Path | None = None, plots: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the checks on ``rows`` (the trajectories of the validation and test splits) and write every
