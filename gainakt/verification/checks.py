@@ -524,11 +524,11 @@ def degenerate_parameters(params: Mapping[str, Any], rows: pd.DataFrame, t: Thre
     flags = []
     theta = params.get("theta")
     if theta is not None and min(theta, 1.0 - theta) <= t.theta_bound_margin:
-        bound, reading = (("lower bound 0", "every mastery reaches it: encoder 2 reads every student as mastered")
-                          if theta <= 0.5 else ("upper bound 1", "no mastery reaches it: encoder 2 reads no student "
-                                                "as mastered"))  # fmt: skip
+        bound, reading = (("lower bound 0, which every mastery reaches", "every student as mastered on every skill")
+                          if theta <= 0.5 else ("upper bound 1, which no mastery reaches",
+                                                "no student as mastered on any skill"))  # fmt: skip
         flags.append({"parameter": "theta", "value": float(theta), "message": (
-            f"theta = {theta:.4f} sits at its {bound}: {reading} on any skill, so the threshold no longer "
+            f"theta = {theta:.4f} sits at its {bound}: encoder 2 reads {reading}, and the threshold no longer "
             "separates mastered from not yet mastered")})  # fmt: skip
     temperature = params.get("temperature")
     if temperature is not None and not t.temperature_min <= temperature <= t.temperature_max:
