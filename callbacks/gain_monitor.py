@@ -6,20 +6,28 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gainakt.verification.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
 from gainakt.model.module import GainAKTModule
+from gainakt.verification.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
+from gainakt.verification.trajectories import scored_rows
 
 
 class GainMonitor(L.Callback):
-    """Logs ``gains/{std,mean,cv_skills,mean_after_correct,mean_after_incorrect}`` of the real per-step
-    gains g_t[q_t] on the validation split, and TensorBoard histograms of the gains and of β, M_sat,
+    """Logs ``val/gain_{std,mean,cv_skills,ratio_correct_incorrect,mean_after_correct,mean_after_incorrect}``
+    of the gains on the validation split, and TensorBoard histograms of the gains and of β, M_sat,
     γ and θ.
 
+    The statistics are those of the final checks 1, 5 and 6 (``gain_stats``), over the same kind of
+    rows (every scored interaction, its gain the mean over its skills): they differ from the
+    checks' values only in being taken on validation data every epoch instead of on test data at
+    the end, which the ``val/`` prefix says.
+
     Args:
+        min_rows_per_skill: skills with fewer rows are left out of ``cv_skills`` (``checks.min_rows_per_skill``).
         histograms: also write the TensorBoard histograms (needs a TensorBoard logger).
     """
 
-    def __init__(self, histograms: bool) -> None:
+    def __init__(self, min_rows_per_skill: int, histograms: bool) -> None:
+        self.min_rows_per_skill = min_rows_per_skill
         self.histograms = histograms
         self._sums: GainSums | None = None
         self._gains: list[torch.Tensor] = []
@@ -30,24 +38,24 @@ class GainMonitor(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        gain = outputs.gain  # the validation step's forward pass (GainAKTModule.validation_step)
+        rows = scored_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
         self._sums = add_gain_sums(
-            self._sums, gain_sums(gain, batch["skills"], batch["responses"], pl_module.net.num_skills)
+            self._sums, gain_sums(rows["gain"], rows["skills"], rows["response"], pl_module.net.num_skills)
         )
         if self.histograms:
-            self._gains.append(gain[batch["skills"] >= 0].float().cpu())
+            self._gains.append(rows["gain"].float().cpu())
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking or self._sums is None:
             return
-        for name, value in summarise_gains(self._sums).items():
-            pl_module.log(f"gains/{name}", value, on_step=False, on_epoch=True)
+        for name, value in summarise_gains(self._sums, self.min_rows_per_skill).items():
+            pl_module.log(f"val/gain_{name}", value, on_step=False, on_epoch=True)
         tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if not self.histograms or tensorboard is None:
             return
         net, step = pl_module.net, trainer.current_epoch
         writer = tensorboard.experiment
-        writer.add_histogram("gains/per_step", torch.cat(self._gains), step)
+        writer.add_histogram("val/gains", torch.cat(self._gains), step)
         params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.theta}
         for name, value in params.items():
             if value is not None:

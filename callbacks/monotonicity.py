@@ -3,40 +3,46 @@
 from __future__ import annotations
 
 import lightning as L
+import torch
 
 from gainakt.errors import CheckFailed
-from gainakt.verification.gain_stats import count_mastery_decreases
 from gainakt.model.module import GainAKTModule
+from gainakt.verification.gain_stats import mastery_decreases, window_skill_groups
+from gainakt.verification.trajectories import scored_rows
 
 
 class MonotonicityCheck(L.Callback):
-    """Logs ``checks/monotonicity_violations``: steps where any skill's mastery fell, over the epoch.
+    """Logs ``val/monotonicity_violations``: check 3's count (``gain_stats.mastery_decreases``) on
+    the validation rows of the epoch, instead of the test rows at the end.
 
     Args:
-        tolerance: a fall smaller than this is not counted (0: any fall counts).
+        tolerance: a fall smaller than this is not counted (``checks.monotonicity_tolerance``).
         fail_on_violation: stop the run with an error when the count is not 0.
     """
 
     def __init__(self, tolerance: float, fail_on_violation: bool) -> None:
         self.tolerance = tolerance
         self.fail_on_violation = fail_on_violation
-        self._violations = 0
+        self._violations: torch.Tensor | None = None
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
-        self._violations = 0
+        self._violations = None
 
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        m = pl_module.net.mastery_all_skills(outputs.gain, outputs.gains_all, batch["skills"], batch["student"])
-        self._violations += count_mastery_decreases(m, batch["mask"], self.tolerance)
+        rows = scored_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
+        group = window_skill_groups(rows["window"], rows["skills"])
+        count = mastery_decreases(group, rows["position"], rows["mastery_before"], rows["mastery_after"], self.tolerance)
+        self._violations = count if self._violations is None else self._violations + count
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking:
             return
-        pl_module.log("checks/monotonicity_violations", float(self._violations), on_step=False, on_epoch=True)
-        if self.fail_on_violation and self._violations:
+        violations = 0 if self._violations is None else int(self._violations)
+        pl_module.log("val/monotonicity_violations", float(violations), on_step=False, on_epoch=True)
+        if self.fail_on_violation and violations:
             raise CheckFailed(
-                f"monotonicity: {self._violations} mastery decreases on validation data at epoch "
+                f"monotonicity: {violations} mastery decreases on validation data at epoch "
                 f"{trainer.current_epoch} (callbacks.monotonicity.fail_on_violation=true)"
             )

@@ -85,7 +85,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
                             enable_model_summary=False, enable_progress_bar=False)  # fmt: skip
         tested = trainer.test(model, datamodule=datamodule, verbose=False)
         run.summary.update({k: v for k, v in tested[0].items() if k in METRIC_KEYS})
-        run.summary.update(verification.result or {})
+        run.summary.update(verification.run(trainer, model, datamodule) or {})
     return run.summary
 
 

@@ -75,8 +75,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best_path, verbose=False)
         run.summary.update({k: v for k, v in tested[0].items() if k in METRIC_KEYS})
         verification = _find(callbacks, Verification)
-        if verification is not None and verification.result is not None:
-            run.summary.update(verification.result)
+        if verification is not None:  # the same weights, device and precision, through the predict loop
+            run.summary.update(verification.run(trainer, model, datamodule, ckpt_path=best_path) or {})
         best = best_epoch_row(read_epoch_rows(folder.metrics_csv)) if folder.metrics_csv.is_file() else None
         if best is not None:
             run.summary["best_epoch"] = int(best["epoch"])

@@ -60,6 +60,14 @@ def make_net(num_skills: int, num_students: int = 0, **options: object) -> GainA
     return GainAKT3Exp(num_skills=num_skills, num_students=num_students, **{**architecture, **options})
 
 
+def make_module(num_skills: int, num_students: int = 0, **options: object):
+    """GainAKTModule as ``build_model`` makes it from the default config, with ``model.<key>`` options on top."""
+    from gainakt.run.config import build_model
+
+    cfg = compose_config("config", [f"model.{key}={value}" for key, value in options.items()])
+    return build_model(cfg, num_skills, num_students)
+
+
 def make_datamodule(**options: object) -> KTDataModule:
     """KTDataModule with conf/data/synthetic.yaml's options (their one source) and ``options`` on top
     (``synthetic`` is merged key by key)."""

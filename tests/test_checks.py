@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,6 +34,7 @@ def rows(**columns) -> pd.DataFrame:
         "mastery_after": np.linspace(0.1, 0.5, n) + 0.01,
         "gain": np.full(n, 0.5),
         "gain_other": np.zeros(n),
+        "skill_rate_prob": np.full(n, 0.5),  # a table that cannot tell rows apart: no baseline to beat
     }
     base.update(columns)
     return pd.DataFrame(base)
@@ -146,10 +149,25 @@ def test_beta_spread():
 
 
 def test_encoder2_match_rate():
-    r = checks.encoder2_match_rate(rows(response=[1, 0, 0, 0], enc2_prob=[0.9, 0.1, 0.6, 0.4], enc1_prob=[0.9, 0.9, 0.9, 0.9]), T)
-    assert r.value == pytest.approx(0.75) and r.passed is True and r.reference == pytest.approx(0.25)
+    r = checks.encoder2_match_rate(rows(response=[1, 1, 0, 0], enc2_prob=[0.9, 0.6, 0.1, 0.6], enc1_prob=[0.9] * 4), T)
+    assert r.value == pytest.approx(0.75) and r.passed is True and r.reference == pytest.approx(0.5)
+    assert r.baseline == pytest.approx(0.5) and r.baseline_name == "majority class"
     assert checks.encoder2_match_rate(rows(response=[1, 0], enc2_prob=[0.2, 0.8]), T).passed is False
     assert checks.encoder2_match_rate(rows(response=[]), T).status == NOT_COMPUTABLE
+
+
+def test_match_rate_of_a_model_that_calls_everyone_mastered_is_the_base_rate_and_fails():
+    """The ASSISTments 2015 case: 73 % correct answers, encoder 2 says "correct" everywhere (theta at 0)."""
+    response = np.array([1] * 73 + [0] * 27)
+    r = checks.encoder2_match_rate(rows(response=response, enc2_prob=np.full(100, 0.9)), T)
+    assert r.value == pytest.approx(0.73) and r.value > T.enc2_match_rate  # the threshold alone would pass it
+    assert r.baseline == pytest.approx(0.73) and r.passed is False
+    assert r.reason == "does not beat the majority class (0.7300)"
+    one_better = checks.encoder2_match_rate(rows(response=response, enc2_prob=np.r_[np.full(99, 0.9), 0.1]), T)
+    assert one_better.value == pytest.approx(0.74) and one_better.passed is True
+    mostly_wrong = checks.encoder2_match_rate(rows(response=1 - response, enc2_prob=np.full(100, 0.9)), T)
+    assert mostly_wrong.baseline == pytest.approx(0.73) and mostly_wrong.passed is False  # always incorrect
+    assert mostly_wrong.reason.startswith("not > 0.6; does not beat")
 
 
 def test_student_mastery_correlation():
@@ -167,11 +185,13 @@ def test_student_mastery_correlation():
     assert few.status == NOT_COMPUTABLE and "3 students" in few.reason
 
 
-def test_run_checks_gives_eleven_in_order():
+def test_run_checks_gives_twelve_in_order():
     results = checks.run_checks(rows(gain=np.linspace(0.1, 0.9, 20)), np.array([1.0, 2.0]), T)
-    assert [r.id for r in results] == list(range(1, 12))
+    assert [r.id for r in results] == list(range(1, 13))
     entry = results[0].to_dict()
-    assert {"id", "name", "value", "threshold", "passed", "reference", "status", "reason"} <= entry.keys()
+    assert {"id", "name", "value", "threshold", "passed", "reference", "status", "reason", "baseline",
+            "baseline_name", "interval"} <= entry.keys()  # fmt: skip
+    assert results[11].status == NOT_COMPUTABLE and "counterfactual_windows" in results[11].reason
 
 
 def test_thresholds_decide_pass_or_fail():
@@ -210,8 +230,102 @@ def test_decision_tree_notes():
 def test_report_and_markdown():
     table = pd.concat([rows(gain=np.linspace(0.1, 0.9, 20)), rows(gain=[0.5] * 3).assign(split="val")])
     report = verification_report(table, {"beta": [1.0, 2.0]}, T, None, {})
-    assert report["rows"] == 20 and report["checks_total"] == 11 and report["recovery"] == []
+    assert report["rows"] == 20 and report["checks_total"] == 12 and report["recovery"] == []
     assert report["checks_passed"] == sum(c["passed"] is True for c in report["checks"])
     text = render_markdown(report)
     assert "| 1 | gain std |" in text and "decision tree" in text
-    assert f"{report['checks_passed']} of 11 checks passed" in text
+    assert f"{report['checks_passed']} of 12 checks passed" in text
+
+
+# -- baselines --------------------------------------------------------------------------------------
+def test_skill_rate_table_on_hand_made_rows():
+    from gainakt.verification.baselines import fit_skill_rates, majority_class
+
+    skills = np.array([[0, -1], [0, -1], [0, -1], [0, -1], [1, -1], [1, -1], [0, 1]])
+    responses = np.array([1, 1, 1, 0, 0, 1, 0])
+    table = fit_skill_rates(skills, responses, num_skills=3)
+    # skill 0: rows 0-3 and the 2-skill row 6 -> 3 of 5; skill 1: rows 4-6 -> 1 of 3; skill 2 unseen -> 4 of 7
+    assert table.rates == pytest.approx([3 / 5, 1 / 3, 4 / 7]) and table.skill_rows.tolist() == [5, 3, 0]
+    assert table.num_rows == 7
+    asked = np.array([[0, -1], [2, -1], [0, 1]])
+    assert table.predict(asked, "min") == pytest.approx([3 / 5, 4 / 7, 1 / 3])  # as encoder 2 combines mastery
+    assert table.predict(asked, "mean") == pytest.approx([3 / 5, 4 / 7, (3 / 5 + 1 / 3) / 2])
+    assert majority_class(np.array([1, 1, 0])) == (1, pytest.approx(2 / 3))
+    assert majority_class(np.array([0, 0, 1, 1, 0])) == (0, pytest.approx(0.6))
+
+
+def test_skill_rate_table_is_fitted_on_the_scored_training_rows():
+    from gainakt.data.protocol import Windows
+    from gainakt.verification.baselines import fit_on_windows
+
+    windows = Windows(student=np.array([0, 1]), start=np.array([0, 10]), length=np.array([3, 4]))
+    assert windows.scored().tolist() == [1, 2, 11, 12, 13]  # every step of a window but its first
+    data = SimpleNamespace(skills=np.zeros((20, 1), dtype=np.int64), responses=np.zeros(20, dtype=np.int8), num_skills=1)
+    data.responses[[0, 10, 11, 12]] = 1  # rows 0 and 10 open a window: not scored, not fitted
+    assert fit_on_windows(data, windows).rates == pytest.approx([2 / 5])
+
+
+def test_auc_and_correlations_must_beat_the_skill_rate_table():
+    response = np.array([0, 1] * 10)
+    good_table = np.where(response == 1, 0.8, 0.2) + np.linspace(0.0, 0.01, 20)  # separates the classes
+    weak = np.where(response == 1, 0.7, 0.4)
+    weak[:2] = [0.7, 0.4]  # one negative and one positive swapped: AUC 0.9, above the threshold
+    table = rows(response=response, enc2_prob=weak, mastery_before=weak, skill_rate_prob=good_table)
+    auc_check = checks.encoder2_auc(table, T)
+    assert auc_check.value == pytest.approx(0.9) and auc_check.value > T.enc2_auc
+    assert auc_check.baseline == pytest.approx(1.0) and auc_check.passed is False
+    assert auc_check.reason == "does not beat the per-skill correct rate (1.0000)"
+    corr = checks.mastery_response_correlation(table, T)
+    assert corr.value > T.mastery_response_pearson and corr.baseline > corr.value and corr.passed is False
+    beaten = checks.encoder2_auc(table.assign(skill_rate_prob=0.5 + 0.0 * weak), T)
+    assert beaten.baseline == pytest.approx(0.5) and beaten.passed is True
+    flat = checks.mastery_response_correlation(table.assign(skill_rate_prob=0.5), T)
+    assert flat.baseline is None and flat.passed is True  # a constant table has no correlation to beat
+
+
+def test_student_correlation_must_beat_the_skill_rate_table():
+    students = np.repeat(["a", "b", "c", "d"], 5)
+    response = np.concatenate([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    mastery = np.repeat([0.2, 0.5, 0.4, 0.8], 5)  # a, c, b, d: one pair in the wrong order
+    table = rows(student=students, response=response, mastery_before=mastery, enc1_prob=np.full(20, 0.5),
+                 skill_rate_prob=np.repeat([0.1, 0.2, 0.3, 0.4], 5))  # fmt: skip
+    result = checks.student_mastery_correlation(table, T)
+    assert result.value > T.student_mastery_pearson and result.baseline == pytest.approx(1.0)
+    assert result.passed is False and "per-skill correct rate" in result.reason
+
+
+# -- degenerate parameters --------------------------------------------------------------------------
+def test_degenerate_parameters_are_flagged_from_what_parameters_json_holds():
+    fine = checks.degenerate_parameters({"theta": 0.4, "temperature": 0.3}, rows(gain=np.linspace(0.1, 0.9, 20)), T)
+    assert fine == []
+    saturated = rows(gain=np.r_[np.full(199, 0.9995), 0.5])
+    flags = checks.degenerate_parameters({"theta": 0.0, "temperature": 12.0}, saturated, T)
+    assert [f["parameter"] for f in flags] == ["theta", "temperature", "gains"]
+    assert "lower bound 0" in flags[0]["message"] and "(0.48, 0.52)" in flags[1]["message"]
+    assert "99.5 %" in flags[2]["message"]
+    assert checks.degenerate_parameters({"theta": 0.995}, saturated.iloc[:0], T)[0]["message"].count("upper bound 1")
+    assert checks.degenerate_parameters({"temperature": 0.01}, saturated.iloc[:0], T)[0]["parameter"] == "temperature"
+    # guess + slip only where the response model has them (scalars or one per skill)
+    assert checks.degenerate_parameters({"guess": 0.3, "slip": 0.2}, saturated.iloc[:0], T) == []
+    per_skill = checks.degenerate_parameters({"guess": [0.3, 0.6, 0.1], "slip": [0.2, 0.5, 0.95]}, saturated.iloc[:0], T)
+    assert [f["parameter"] for f in per_skill] == ["guess+slip"]
+    assert "for 2 of 3 skills" in per_skill[0]["message"] and per_skill[0]["value"] == pytest.approx(1.1)
+
+
+def test_report_carries_baselines_flags_and_summary_entries():
+    from gainakt.verification.writers import summary_entries
+
+    table = rows(response=[1, 1, 1, 0] * 5, enc2_prob=np.full(20, 0.9), skill_rate_prob=np.linspace(0.2, 0.8, 20),
+                 true_prob=np.linspace(0.1, 0.9, 20))  # fmt: skip
+    report = verification_report(table, {"beta": [1.0, 2.0], "theta": 0.0}, T, None, {"aggregate": "min"})
+    assert report["baselines"]["majority_acc"] == pytest.approx(0.75) and report["baselines"]["majority_class"] == 1
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert by_id[10]["passed"] is False and "majority class" in by_id[10]["reason"]
+    assert [f["parameter"] for f in report["degenerate"]] == ["theta"]
+    entries = summary_entries(report)
+    assert entries["test/majority_acc"] == pytest.approx(0.75) and entries["degenerate_parameters"] == ["theta"]
+    assert entries["test/skill_rate_auc"] == pytest.approx(checks.auc(table["skill_rate_prob"], table["response"]))
+    assert entries["test/oracle_auc"] == pytest.approx(checks.auc(table["true_prob"], table["response"]))
+    text = render_markdown(report)
+    assert "does not beat the majority class (0.7500)" in text and "always answering correct" in text
+    assert "Degenerate learned parameters" in text and "theta = 0.0000" in text

@@ -11,7 +11,7 @@ from gainakt.data.protocol import make_windows, split_students
 from gainakt.data.formats.pykt import read
 from gainakt.errors import DataError
 
-from .conftest import FIXTURES, make_datamodule
+from .conftest import FIXTURES, default_config, make_datamodule
 
 
 def test_pykt_reader_counts_small_fixture():
@@ -80,3 +80,24 @@ def test_synthetic_keeps_ground_truth():
     assert truth["beta"].shape == (5,) and truth["gamma"].shape == (50,)
     assert truth["mastery_before"].shape == (dm.data.num_interactions,)
     assert set(np.unique(dm.data.fold).tolist()) == {-1, 0, 1, 2, 3, 4}
+    options = default_config().data.synthetic
+    guess, slip = options.guess, options.slip
+    np.testing.assert_allclose(truth["prob"], guess + (1 - guess - slip) * truth["mastery_before"])
+
+
+def test_afm_process_is_an_additive_logit_of_ability_difficulty_and_practice():
+    dm = make_datamodule(format="synthetic", synthetic={"process": "afm", "num_students": 40, "num_skills": 4})
+    dm.setup()
+    data, truth = dm.data, dm.data.truth
+    assert "gamma" not in truth and truth["ability"].shape == (40,)
+    np.testing.assert_array_equal(truth["prob"], truth["mastery_before"])  # no guess or slip
+    options = default_config().data.synthetic
+    for student in range(data.num_students):  # the test's own reference, one student at a time
+        rows = slice(data.offsets[student], data.offsets[student + 1])
+        skills, responses = data.skills[rows, 0], data.responses[rows]
+        practice = np.zeros(4)
+        for skill, response, prob in zip(skills, responses, truth["prob"][rows]):
+            logit = truth["ability"][student] - truth["offset"][skill] + truth["beta"][skill] * practice[skill]
+            assert prob == pytest.approx(1.0 / (1.0 + np.exp(-logit)), abs=1e-12)
+            practice[skill] += options.gain_correct if response else options.gain_incorrect
+    assert 0.3 < data.responses.mean() < 0.7

@@ -54,6 +54,7 @@ def test_ddp_on_two_cpu_processes_writes_one_run_folder(tmp_path, tiny_config):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert summary["checks_total"] == 12  # rank 0 verified every window (a partial pass would have failed the run)
 
     # One device, same data and checkpoint: every test window is seen once on either side.
     datamodule = instantiate(tiny_config().data)

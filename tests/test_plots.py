@@ -21,7 +21,7 @@ def _rows(n: int = 60) -> pd.DataFrame:
 
 def test_all_plots_with_gain_std_and_truth(tmp_path):
     metrics = tmp_path / "metrics.csv"
-    metrics.write_text("epoch,gains/std,val/enc1_auc,val/enc2_auc\n0,0.01,0.6,0.55\n1,0.03,0.65,0.6\n")
+    metrics.write_text("epoch,val/gain_std,val/enc1_auc,val/enc2_auc\n0,0.01,0.6,0.55\n1,0.03,0.65,0.6\n")
     written = write_plots(_rows(), {"beta": [1.0, 2.0, 3.0]}, tmp_path / "plots", metrics_csv=metrics,
                           truth={"beta": np.array([0.5, 1.0, 1.5])})  # fmt: skip
     names = sorted(p.name for p in written)

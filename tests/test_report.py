@@ -28,7 +28,7 @@ def test_mean_and_std_over_seeds_per_configuration(tmp_path):
     values = {("a", 1): 0.60, ("a", 2): 0.70, ("a", 3): 0.80, ("b", 1): 0.50, ("b", 2): 0.55}
     for number, ((schedule, seed), auc) in enumerate(values.items()):
         _fake_job(tmp_path / str(number), [f"schedule={schedule}", f"seed={seed}", "trainer.max_epochs=3"],
-                  {"status": "completed", "seed": seed, "test/enc2_auc": auc, "gains/std": auc / 10})  # fmt: skip
+                  {"status": "completed", "seed": seed, "test/enc2_auc": auc, "val/gain_std": auc / 10})  # fmt: skip
     report = write_report(tmp_path)
     table = pd.read_csv(tmp_path / "report.csv")
     assert report.params == ["schedule"] and report.swept_seed
@@ -63,7 +63,7 @@ def test_multirun_then_report(tmp_path):
     table = pd.read_csv(sweep / "report.csv")
     assert table["schedule.phase1_frac"].tolist() == [0.34, 0.5]
     assert table["n_seeds"].tolist() == [2, 2] and table["seeds"].tolist() == ["1 2", "1 2"]
-    assert table["gains/std_mean"].notna().all() and table["test/enc2_auc_std"].notna().all()
+    assert table["val/gain_std_mean"].notna().all() and table["test/enc2_auc_std"].notna().all()
     assert (sweep / "plot_schedule.phase1_frac.png").read_bytes().startswith(PNG)
 
     # Break the sweep: job 1 never started, job 2 still running, job 3 failed.

@@ -17,7 +17,8 @@ from gainakt.train import train
 from .conftest import TINY, run_config, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-GAIN_KEYS = ["gains/std", "gains/cv_skills", "gains/mean", "gains/mean_after_correct", "gains/mean_after_incorrect"]
+GAIN_KEYS = ["val/gain_std", "val/gain_cv_skills", "val/gain_mean", "val/gain_ratio_correct_incorrect",
+             "val/gain_mean_after_correct", "val/gain_mean_after_incorrect"]  # fmt: skip
 
 
 def _weights(run: Path) -> list[tuple[float, float]]:
@@ -32,19 +33,19 @@ def test_inverse_warmup_logs_phases_gain_statistics_and_histograms(tiny_config, 
     assert _weights(run) == [(0.0, 1.0)] * 2 + [(0.7, 0.3)] * 2
     rows = read_epoch_rows(run / "metrics.csv")
     for row in rows:
-        assert row["checks/monotonicity_violations"] == 0
-        assert 0.0 < row["gains/mean"] < 1.0 and row["gains/std"] > 0.0
+        assert row["val/monotonicity_violations"] == 0
+        assert 0.0 < row["val/gain_mean"] < 1.0 and row["val/gain_std"] > 0.0
         assert all(key in row for key in GAIN_KEYS)
-    for key in [*GAIN_KEYS, "checks/monotonicity_violations"]:
+    for key in [*GAIN_KEYS, "val/monotonicity_violations"]:
         assert key in summary, key  # copied from the best epoch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"histograms": 0}).Reload()
     tags = events.Tags()
-    histograms = {"gains/per_step", "params/beta", "params/saturation", "params/gamma", "params/theta"}
+    histograms = {"val/gains", "params/beta", "params/saturation", "params/gamma", "params/theta"}
     assert histograms <= set(tags["histograms"])
-    assert {"weights/bce", "weights/im", "gains/std", "gains/cv_skills"} <= set(tags["scalars"])
-    assert len(events.Histograms("gains/per_step")) == 4
+    assert {"weights/bce", "weights/im", "val/gain_std", "val/gain_cv_skills"} <= set(tags["scalars"])
+    assert len(events.Histograms("val/gains")) == 4
 
 
 class _Snapshots(L.Callback):
@@ -108,8 +109,13 @@ def test_early_stopping_ignores_epochs_with_frozen_encoder1(tmp_path):
 
 
 def test_monotonicity_failure_stops_the_run(tiny_config, monkeypatch, capsys):
-    real = GainAKT3Exp.mastery_all_skills
-    monkeypatch.setattr(GainAKT3Exp, "mastery_all_skills", lambda self, *a: real(self, *a).flip(1))  # curves reversed
+    real = GainAKT3Exp.practised_mastery
+
+    def reversed_curves(self, *args):
+        trace = real(self, *args)
+        return {"mastery_before": trace["mastery_after"], "mastery_after": trace["mastery_before"]}
+
+    monkeypatch.setattr(GainAKT3Exp, "practised_mastery", reversed_curves)
     summary = train(tiny_config("callbacks.monotonicity.fail_on_violation=true"))
     assert summary["status"] == "failed"
     assert "monotonicity" in summary["error"] and "fail_on_violation" in summary["error"]
@@ -144,23 +150,20 @@ def test_invalid_schedule_stops_before_training_with_one_line(tmp_path):
     assert '"status": "failed"' in (tmp_path / "run" / "summary.json").read_text()
 
 
-def test_gain_monitor_logs_the_gains_of_the_validation_batches(tiny_config, tmp_path):
-    """The monitor reads the validation step's own gains; they must be what encoder 2 gives there."""
-    from itertools import islice
+def test_monitors_and_final_checks_are_one_definition(tiny_config, tmp_path):
+    """On the same rows the per-epoch monitors log exactly what checks 1, 3, 5 and 6 report: one epoch
+    (best = last checkpoint), every validation batch, and the checks run on trajectories.csv's
+    validation rows (written from that checkpoint through the predict loop)."""
+    from gainakt.verification import checks
+    from gainakt.verification.trajectories import read_csv
+    from tests.conftest import make_thresholds
 
-    from gainakt.verification.gain_stats import add_gain_sums, gain_sums, summarise_gains
-    from gainakt.model.module import GainAKTModule
-
-    cfg = tiny_config("callbacks.early_stopping=null")
-    train(cfg)
+    train(tiny_config("callbacks.early_stopping=null", "trainer.limit_val_batches=1.0"))
     logged = read_epoch_rows(tmp_path / "run" / "metrics.csv")[0]
-    net = GainAKTModule.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt").net.eval()
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    sums = None
-    for batch in islice(datamodule.val_dataloader(), cfg.trainer.limit_val_batches):
-        gain = net(batch["skills"], batch["responses"], batch["student"]).gain
-        sums = add_gain_sums(sums, gain_sums(gain, batch["skills"], batch["responses"], net.num_skills))
-    for name, value in summarise_gains(sums).items():
-        assert logged[f"gains/{name}"] == pytest.approx(value, rel=1e-5), name
-    assert logged["checks/monotonicity_violations"] == 0
+    rows = read_csv(tmp_path / "run" / "trajectories.csv")
+    val = rows[rows["split"] == "val"]
+    t = make_thresholds()
+    assert logged["val/gain_std"] == pytest.approx(checks.gain_std(val, t).value, rel=1e-5)
+    assert logged["val/gain_cv_skills"] == pytest.approx(checks.skill_gain_cv(val, t).value, rel=1e-5)
+    assert logged["val/gain_ratio_correct_incorrect"] == pytest.approx(checks.correct_incorrect_ratio(val, t).value, rel=1e-5)
+    assert logged["val/monotonicity_violations"] == checks.monotonicity_violations(val, t).value == 0

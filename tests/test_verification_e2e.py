@@ -12,6 +12,10 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc
 
+import lightning as L
+
+from gainakt.callbacks.verification import Verification
+from gainakt.verification import checks
 from gainakt.verification.checks import run_checks
 from gainakt.run.config import compose_config
 from gainakt.data.datamodule import WindowDataset
@@ -20,8 +24,8 @@ from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
 from gainakt.run.summary import format_table
 from gainakt.train import train
-from gainakt.verification.trajectories import extract, read_csv
-from tests.conftest import TINY, make_net, make_thresholds
+from gainakt.verification.trajectories import read_csv
+from tests.conftest import TINY, make_module, make_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +42,25 @@ def trained_run(tmp_path_factory):
 def test_run_folder_has_verification_outputs(trained_run):
     run, summary = trained_run
     report = json.loads((run / "verification.json").read_text())
-    assert report["split"] == "test" and report["checks_total"] == 11
-    assert [c["id"] for c in report["checks"]] == list(range(1, 12))
+    assert report["split"] == "test" and report["checks_total"] == 12
+    assert [c["id"] for c in report["checks"]] == list(range(1, 13))
     for check in report["checks"]:
-        assert {"id", "name", "value", "threshold", "passed", "reference"} <= check.keys()
+        assert {"id", "name", "value", "threshold", "passed", "reference", "baseline", "interval"} <= check.keys()
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert {i for i, c in by_id.items() if c["baseline"] is not None} == {4, 7, 10, 11}
+    assert all(by_id[i]["interval"][0] <= by_id[i]["value"] <= by_id[i]["interval"][1] for i in (4, 7, 11))
+    assert by_id[12]["detail"]["pairs"] > 0 and by_id[12]["reference"] is not None  # both encoders, flipped
     assert [c["id"] for c in report["recovery"]] == ["R1", "R2"]  # synthetic data has ground truth
     saved = json.loads((run / "summary.json").read_text())
     assert saved["checks_passed"] == report["checks_passed"] == sum(c["passed"] is True for c in report["checks"])
-    assert saved["checks_total"] == 11 and summary["checks_total"] == 11
-    assert f"{saved['checks_passed']}/11 checks passed" in format_table(saved)
+    assert saved["checks_total"] == 12 and summary["checks_total"] == 12
+    assert f"{saved['checks_passed']}/12 checks passed" in format_table(saved)
+    # the baselines sit next to the encoders' test metrics
+    assert saved["test/majority_acc"] == pytest.approx(by_id[10]["baseline"])
+    assert saved["test/skill_rate_auc"] == pytest.approx(by_id[7]["baseline"])
+    assert 0.5 < saved["test/oracle_auc"] <= 1.0 and isinstance(saved["degenerate_parameters"], list)
     text = (run / "verification.md").read_text()
-    assert "| 7 | encoder-2 AUC |" in text and "decision tree" in text
+    assert "| 7 | encoder-2 AUC |" in text and "decision tree" in text and "## Baselines" in text
     params = json.loads((run / "parameters.json").read_text())
     assert len(params["beta"]) == 6 and 0.0 <= params["theta"] <= 1.0
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
@@ -74,23 +86,47 @@ def test_checks_agree_with_recomputation_from_trajectories_csv(trained_run):
     assert by_id[10]["value"] == pytest.approx(match)
     ratio = gain[test["response"] == 1].mean() / gain[test["response"] == 0].mean()
     assert by_id[6]["value"] == pytest.approx(ratio, rel=1e-6)
+    # the baselines: a constant majority class, and the training split's per-skill correct rates
+    majority = max(test["response"].mean(), 1 - test["response"].mean())
+    assert by_id[10]["baseline"] == pytest.approx(majority)
+    table, response = test["skill_rate_prob"].to_numpy(), test["response"].to_numpy()
+    assert by_id[7]["baseline"] == pytest.approx(checks.auc(table, response))
+    assert by_id[4]["baseline"] == pytest.approx(checks.pearson(table, response), rel=1e-5)
+    from hydra.utils import instantiate
+
+    dm = instantiate(compose_config("config", TINY).data)
+    dm.setup()
+    train_rows = dm.datasets["train"].windows.scored()
+    skill = dm.data.skills[train_rows, 0]
+    rates = np.bincount(skill, dm.data.responses[train_rows], dm.num_skills) / np.bincount(skill, minlength=dm.num_skills)
+    np.testing.assert_allclose(test["skill_rate_prob"], rates[test["skill"].astype(int)], rtol=1e-6)
     # and every check, through the same functions, on the rows read back
     beta = np.array(json.loads((run / "parameters.json").read_text())["beta"])
-    for result in run_checks(test, beta, make_thresholds()):
+    for result in run_checks(test, beta, make_thresholds(), report["counterfactual"]):
         expected = by_id[result.id]
         assert result.passed == expected["passed"], result.id
         if result.value is not None:
             assert result.value == pytest.approx(expected["value"], rel=1e-5, abs=1e-7), result.id
 
 
-def test_trajectories_cover_every_scored_interaction(tiny_config):
+def _predict_rows(module, datamodule, out_dir, **settings):
+    """Verify ``module`` through a CPU Trainer's predict loop; the trajectories it wrote."""
+    verification = Verification(out_dir, make_thresholds(**settings), metrics_csv=None, plots=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[verification])  # fmt: skip
+    verification.run(trainer, module, datamodule)
+    return read_csv(out_dir / "trajectories.csv")
+
+
+def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     from hydra.utils import instantiate
 
     cfg = tiny_config()
-    dm = instantiate(cfg.data)
+    dm = instantiate(cfg.data, eval_batch_size=7)
     dm.setup()
-    net = make_net(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
-    rows = extract(net, dm, batch_size=7, progress=False)
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    net = module.net
+    rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):
         windows = dm.datasets[split].windows
         part = rows[rows["split"] == split]
@@ -103,19 +139,21 @@ def test_trajectories_cover_every_scored_interaction(tiny_config):
         assert np.array_equal(part["response"].to_numpy(), dm.data.responses[flat])
         assert np.array_equal(part["skill"].astype(int).to_numpy(), dm.data.skills[flat, 0])
         np.testing.assert_allclose(part["true_mastery_before"], dm.data.truth["mastery_before"][flat], rtol=1e-6)
+        np.testing.assert_allclose(part["true_prob"], dm.data.truth["prob"][flat], rtol=1e-6)
     # encoder 2 predicts each row from exactly the row's mastery_before (im_target=next, aggregate=min)
     theta = float(net.theta.detach().clamp(0, 1))
     temperature = float(net.temperature.detach())
     expected = 1.0 / (1.0 + np.exp(-(rows["mastery_before"].to_numpy(np.float64) - theta) / temperature))
     np.testing.assert_allclose(rows["enc2_prob"], expected, atol=1e-5)
     # batching does not change any value
-    again = extract(net, dm, batch_size=64, progress=False)
-    numeric = ["enc1_prob", "enc2_prob", "mastery_before", "mastery_after", "gain"]
+    dm.eval_batch_size = 64
+    again = _predict_rows(module, dm, tmp_path / "b")
+    numeric = ["enc1_prob", "enc2_prob", "mastery_before", "mastery_after", "gain", "skill_rate_prob"]
     np.testing.assert_allclose(again[numeric].to_numpy(), rows[numeric].to_numpy(), atol=1e-5)
     assert again["student"].tolist() == rows["student"].tolist()
 
 
-def test_multi_skill_rows_join_skills_and_aggregate_mastery():
+def test_multi_skill_rows_join_skills_and_aggregate_mastery(tmp_path):
     data = InteractionData(
         offsets=np.array([0, 4, 7]), skills=np.array([[0, -1], [0, 1], [1, -1], [0, 1], [1, -1], [1, -1], [0, 1]]),
         responses=np.array([1, 0, 1, 1, 0, 1, 1], dtype=np.int8), fold=np.array([-1, -1], dtype=np.int8),
@@ -123,30 +161,38 @@ def test_multi_skill_rows_join_skills_and_aggregate_mastery():
     )  # fmt: skip
     windows = make_windows(data, np.array([0, 1]), window=200, min_length=3)
     dataset = WindowDataset(data, windows, np.full(2, -1), pad_to=None)
-    holder = SimpleNamespace(data=data, datasets={"test": dataset}, eval_batch_size=8)
+    holder = SimpleNamespace(data=data, datasets={"train": dataset, "val": dataset, "test": dataset}, eval_batch_size=8)
     for aggregate in ("min", "mean"):
-        net = make_net(num_skills=2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)
-        rows = extract(net, holder, splits=("test",), progress=False)
+        module = make_module(2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)
+        rows = _predict_rows(module, holder, tmp_path / aggregate)
+        rows = rows[rows["split"] == "test"]
         assert rows["skill"].tolist() == ["0|1", "1", "0|1", "1", "0|1"]
         batch = dataset.collate([0])
+        net = module.net
         out = net.eval()(batch["skills"], batch["responses"], batch["student"])
         trace = net.practised_mastery(out.gain, out.gains_all, batch["skills"], batch["student"])
         before = trace["mastery_before"][0, 1]  # student x, step 1: skills 0 and 1
         combine = before.min() if aggregate == "min" else before.mean()
         assert rows["mastery_before"].iloc[0] == pytest.approx(float(combine), abs=1e-6)
-        assert rows["gain"].iloc[0] == pytest.approx(float(out.gain[0, 1].mean()), abs=1e-6)
+        assert rows["gain"].iloc[0] == pytest.approx(float(out.gain[0, 1].mean().detach()), abs=1e-6)
+        # the baseline combines the skills' training correct rates the same way (scored rows: skill 0 2 of 3, skill 1 4 of 5)
+        rates = np.array([2 / 3, 4 / 5])
+        expected = rates.min() if aggregate == "min" else rates.mean()
+        assert rows["skill_rate_prob"].iloc[0] == pytest.approx(expected)
 
 
-def test_accumulate_all_reports_gain_on_other_skills(tiny_config):
+def test_accumulate_all_reports_gain_on_other_skills(tiny_config, tmp_path):
     from hydra.utils import instantiate
 
     dm = instantiate(tiny_config().data)
     dm.setup()
-    net = make_net(num_skills=dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32, accumulate="all")
-    rows = extract(net, dm, splits=("test",), progress=False)
-    report = run_checks(rows, net.beta.detach().numpy(), make_thresholds())
+    module = make_module(dm.num_skills, d_model=16, n_heads=2, n_blocks=1, d_ff=32, accumulate="all")
+    rows = _predict_rows(module, dm, tmp_path, counterfactual_windows=0)
+    rows = rows[rows["split"] == "test"]
+    report = run_checks(rows, module.net.beta.detach().numpy(), make_thresholds())
     assert (rows["gain_other"] > 0).all()
     assert report[1].value < 0.5 and report[1].passed is False  # 6 skills: most gain lands elsewhere
+    assert report[11].status == "not computable"  # counterfactual_windows=0 switches check 12 off
 
 
 def _compose_evaluate(overrides):
@@ -189,9 +235,52 @@ def test_evaluate_without_run_config_names_the_mismatch(trained_run, tmp_path, c
     # the data options given on the command line fix it
     small = [o for o in TINY if o.startswith("data.synthetic.")]
     result = evaluate(_compose_evaluate([f"ckpt_path={tmp_path / 'lonely.ckpt'}", f"run_dir={out}", *small]), [])
-    assert result["status"] == "completed" and result["checks_total"] == 11
+    assert result["status"] == "completed" and result["checks_total"] == 12
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     result = evaluate(_compose_evaluate([f"ckpt_path={tmp_path / 'none.ckpt'}", f"run_dir={tmp_path / 'e'}"]), [])
     assert result["status"] == "failed" and "ckpt_path" in capsys.readouterr().err
+
+
+def test_verification_uses_the_precision_of_test(tiny_config, tmp_path):
+    """Under bf16 autocast, the checks' rows are the rows test_step scored: check 7 equals the test AUC,
+    while an fp32 forward pass (what verification did outside Lightning) gives other probabilities."""
+    from hydra.utils import instantiate
+
+    dm = instantiate(tiny_config().data)
+    dm.setup()
+    torch.manual_seed(0)
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    verification = Verification(tmp_path, make_thresholds(counterfactual_windows=0), metrics_csv=None, plots=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[verification])  # fmt: skip
+    tested = trainer.test(module, datamodule=dm, verbose=False)[0]
+    verification.run(trainer, module, dm)
+    report = json.loads((tmp_path / "verification.json").read_text())
+    assert report["checks"][6]["value"] == pytest.approx(tested["test/enc2_auc"], abs=1e-6)
+    assert report["checks"][6]["reference"] == pytest.approx(tested["test/enc1_auc"], abs=1e-6)
+    rows = read_csv(tmp_path / "trajectories.csv")
+    test = rows[rows["split"] == "test"]
+    batch = dm.datasets["test"].collate(list(range(len(dm.datasets["test"]))))
+    with torch.no_grad():
+        out = module.net.eval()(batch["skills"], batch["responses"], batch["student"])
+    fp32 = torch.sigmoid(out.enc2_logit)[batch["mask"][:, 1:]].numpy()  # windows in index order, as the rows
+    assert len(fp32) == len(test) and np.abs(np.sort(fp32) - np.sort(test["enc2_prob"].to_numpy())).max() > 1e-4
+
+
+def test_verification_that_misses_windows_says_so(tiny_config, tmp_path):
+    """Checks on part of the rows would be wrong without telling anyone: a partial predict pass stops."""
+    from hydra.utils import instantiate
+
+    from gainakt.errors import ConfigError
+
+    dm = instantiate(tiny_config().data, eval_batch_size=4)
+    dm.setup()
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    verification = Verification(tmp_path, make_thresholds(), metrics_csv=None, plots=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[verification], limit_predict_batches=1)  # fmt: skip
+    with pytest.raises(ConfigError, match="limit_predict_batches"):
+        verification.run(trainer, module, dm)
+    assert not (tmp_path / "verification.json").exists()

@@ -20,7 +20,7 @@ from gainakt.data.formats import akt, assist2009_raw, assist2015_raw, dtransform
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import complete_folds
 from gainakt.data.qmatrix import merge_skill_rows, skills_from_problems
-from gainakt.data.synthetic import SyntheticConfig, simulate
+from gainakt.data.synthetic import PROCESSES, SyntheticConfig, simulate
 from gainakt.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ def _synthetic(options: dict[str, Any]) -> InteractionData:
     except TypeError as exc:
         known = ", ".join(SyntheticConfig.__dataclass_fields__)
         raise ConfigError(f"data.synthetic: {exc}; known keys are {known}") from None
+    if cfg.process not in PROCESSES:
+        raise ConfigError(f"data.synthetic.process={cfg.process!r}: expected one of {', '.join(PROCESSES)}")
     return simulate(cfg)
 
 

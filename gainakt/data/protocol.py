@@ -60,6 +60,13 @@ class Windows:
     def num_interactions(self) -> int:
         return int(self.length.sum())
 
+    def scored(self) -> np.ndarray:
+        """Flat row of every scored interaction: each window's steps but its first (what the
+        models predict and the metrics and checks are computed on), window by window."""
+        count = self.length - 1
+        first = np.repeat(self.start + 1 - (np.cumsum(count) - count), count)
+        return first + np.arange(int(count.sum()))
+
 
 def split_students(data: InteractionData, fold: int) -> dict[str, np.ndarray]:
     """Student indices per split for validation fold ``fold`` (by student, never by row)."""

@@ -17,6 +17,7 @@ from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
 from gainakt.model.schedules import Schedule
+from gainakt.verification.trajectories import scored_rows
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
@@ -159,6 +160,12 @@ class GainAKTModule(L.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """Both encoders' readings of every scored interaction (``trajectories.scored_rows``), on CPU:
+        Lightning's predict loop runs it with the device and precision of ``test``."""
+        rows = scored_rows(self.net, batch, self(batch))
+        return {name: value.cpu() for name, value in rows.items()}
 
     # -- optimiser ------------------------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -20,6 +20,7 @@ from hydra.errors import HydraException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
+from gainakt.data.synthetic import PROCESSES
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import CHOICES
 
@@ -56,6 +57,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),
     "data.bucketing": _BOOL,
+    "data.synthetic.process": ((lambda v: v in PROCESSES), " | ".join(PROCESSES)),
     "model.d_model": _int(1),
     "model.n_heads": _int(1),
     "model.n_blocks": _int(1),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 METRIC_KEYS = [f"{split}/{enc}_{metric}" for split in ("val", "test") for enc in ("enc1", "enc2") for metric in ("auc", "acc")]
-# Validation-time monitors (gain statistics, checks) copied from the best epoch into the summary.
-MONITOR_PREFIXES = ("gains/", "checks/")
+# Validation-time monitors (gain statistics, check 3) copied from the best epoch into the summary.
+MONITOR_PREFIXES = ("val/gain_", "val/monotonicity_")
 
 
 def best_epoch_row(rows: list[dict[str, float]], monitor: str = "val/enc1_auc") -> dict[str, float] | None:

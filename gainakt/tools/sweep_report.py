@@ -28,7 +28,7 @@ from gainakt.run.folder import RunFolder
 from gainakt.run.atomic import atomic_path, write_text_atomic
 from gainakt.run.summary import METRIC_KEYS
 
-MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "gains/std", "gains/cv_skills"]
+MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "val/gain_std", "val/gain_cv_skills"]
 NOT_METRICS = {"seed", "status", "run_dir", "error"}
 SEED_KEY = "seed"
 

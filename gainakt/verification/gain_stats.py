@@ -1,7 +1,14 @@
-"""Statistics of the real per-step gains g_t[q_t] and of mastery curves, as pure tensor functions.
+"""Statistics of the gains and of the mastery curves, defined once for the per-epoch monitors and the
+final checks.
 
-Gain statistics are built from additive sufficient statistics (counts and sums), so a monitor can
-add them up batch by batch and summarise once per epoch without keeping every gain.
+Both read the same *rows*: one per scored interaction (every step of a window but its first), with
+the gain g_t applied at that step to the interaction's skills (the mean over them for a multi-skill
+question, as ``trajectories.csv``'s ``gain``) and the aggregated mastery before and after it. The
+monitors get the rows of each validation batch from :func:`gainakt.verification.trajectories.scored_rows`
+(the validation step's forward pass); the checks get the test rows of ``trajectories.csv``.
+
+Gain statistics are built from additive sufficient statistics (counts and sums), so a monitor adds
+them up batch by batch, on the device, and summarises once per epoch without keeping every gain.
 """
 
 from __future__ import annotations
@@ -13,71 +20,126 @@ import torch
 GainSums = dict[str, torch.Tensor]
 
 
+class NotComputable(Exception):
+    """Raised inside a statistic when the rows cannot give it; the message is the reason."""
+
+
 def gain_sums(gain: torch.Tensor, skills: torch.Tensor, responses: torch.Tensor, num_skills: int) -> GainSums:
-    """Sufficient statistics of the gains of one batch.
+    """Sufficient statistics of the gains of some rows.
 
     Args:
-        gain: [B, L, K] gain applied at step t to each skill of q_t.
-        skills: [B, L, K] skill ids, -1 for empty slots and padding (those gains are left out).
-        responses: [B, L] r_t, the answer of the step the gain belongs to.
+        gain: [N] gain of each row (the mean over its skills).
+        skills: [N, K] the row's skill ids, -1 for empty slots; a multi-skill row counts, with its
+            gain, for each of its skills.
+        responses: [N] the row's answer r_t (the gain at step t is computed after it).
     Returns float64 tensors: ``n``, ``sum``, ``sum_sq`` (scalars), ``skill_n``, ``skill_sum`` ([C]),
     ``response_n``, ``response_sum`` ([2], index = response).
     """
+    g = gain.double()
     valid = skills >= 0
-    g = gain[valid].double()
-    s = skills[valid]
-    r = responses.unsqueeze(-1).expand_as(skills)[valid].long()
+    per_skill = g.unsqueeze(-1).expand_as(skills)[valid]
+    r = responses.long()
     return {
-        "n": torch.tensor(float(g.numel()), dtype=torch.float64),
+        "n": torch.tensor(float(g.numel()), dtype=torch.float64, device=g.device),
         "sum": g.sum(),
         "sum_sq": (g * g).sum(),
-        "skill_n": torch.bincount(s, minlength=num_skills).double(),
-        "skill_sum": torch.bincount(s, weights=g, minlength=num_skills),
+        "skill_n": torch.bincount(skills[valid], minlength=num_skills).double(),
+        "skill_sum": torch.bincount(skills[valid], weights=per_skill, minlength=num_skills),
         "response_n": torch.bincount(r, minlength=2).double(),
         "response_sum": torch.bincount(r, weights=g, minlength=2),
     }
 
 
 def add_gain_sums(a: GainSums | None, b: GainSums) -> GainSums:
-    """Combine the statistics of two batches (``a`` may be None for the first)."""
+    """Combine the statistics of two sets of rows (``a`` may be None for the first)."""
     return dict(b) if a is None else {k: a[k] + b[k] for k in b}
 
 
-def summarise_gains(sums: GainSums) -> dict[str, float]:
-    """``std``, ``mean`` over all gains; ``cv_skills``; ``mean_after_correct`` / ``mean_after_incorrect``.
-
-    ``std`` is the population standard deviation of all per-step gains. ``cv_skills`` is the
-    population coefficient of variation, across the skills that occur, of each skill's mean gain
-    (how differently skills are learned). Undefined values (no gains, no incorrect answers) are NaN.
-    """
+def gain_std(sums: GainSums) -> float:
+    """Population std of the rows' gains (check 1). Near 0: every interaction gains the same."""
     n = float(sums["n"])
-    mean = float(sums["sum"]) / n if n else math.nan
-    var = max(float(sums["sum_sq"]) / n - mean * mean, 0.0) if n else math.nan
-    seen = sums["skill_n"] > 0
-    skill_mean = sums["skill_sum"][seen] / sums["skill_n"][seen]
-    if skill_mean.numel():
-        centre = float(skill_mean.mean())
-        spread = float(skill_mean.std(correction=0))
-        cv = spread / centre if centre > 0 else math.nan
-    else:
-        cv = math.nan
-    rn, rs = sums["response_n"], sums["response_sum"]
-    return {
-        "std": math.sqrt(var),
-        "mean": mean,
-        "cv_skills": cv,
-        "mean_after_correct": float(rs[1] / rn[1]) if rn[1] > 0 else math.nan,
-        "mean_after_incorrect": float(rs[0] / rn[0]) if rn[0] > 0 else math.nan,
-    }
+    if n < 2:
+        raise NotComputable(f"std needs at least 2 rows, got {int(n)}")
+    mean = float(sums["sum"]) / n
+    return math.sqrt(max(float(sums["sum_sq"]) / n - mean * mean, 0.0))
 
 
-def count_mastery_decreases(mastery: torch.Tensor, mask: torch.Tensor, tolerance: float = 0.0) -> int:
-    """Number of (student window, step, skill) where mastery falls by more than ``tolerance``.
+def gain_mean(sums: GainSums) -> float:
+    n = float(sums["n"])
+    if n == 0:
+        raise NotComputable("no rows")
+    return float(sums["sum"]) / n
 
-    Args:
-        mastery: [B, L, C] mastery of every skill after each step.
-        mask: [B, L] real steps; a pair (t, t+1) counts only when both are real.
+
+def skill_gain_cv(sums: GainSums, min_rows_per_skill: int) -> float:
+    """Std / mean across skills (with >= ``min_rows_per_skill`` rows) of each skill's mean gain (check 5).
+
+    Skills that differ in difficulty should be learned at different speeds, so differ here.
     """
-    both = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1)
-    drops = (mastery[:, 1:] < mastery[:, :-1] - tolerance) & both
-    return int(drops.sum())
+    kept = sums["skill_n"] >= min_rows_per_skill
+    means = sums["skill_sum"][kept] / sums["skill_n"][kept]
+    if means.numel() < 2:
+        raise NotComputable(f"needs at least 2 skills with >= {min_rows_per_skill} rows, got {means.numel()}")
+    centre = float(means.mean())
+    if centre <= 0.0:
+        raise NotComputable("mean gain is 0")
+    return float(means.std(correction=0)) / centre
+
+
+def mean_gain_after(sums: GainSums, response: int) -> float:
+    """Mean gain of the rows answered ``response`` (1 correct, 0 incorrect)."""
+    n = float(sums["response_n"][response])
+    if n == 0:
+        raise NotComputable(f"no {'correct' if response else 'incorrect'} answers in these rows")
+    return float(sums["response_sum"][response]) / n
+
+
+def gain_ratio(sums: GainSums) -> float:
+    """Mean gain after a correct answer / after an incorrect one (check 6)."""
+    correct, incorrect = mean_gain_after(sums, 1), mean_gain_after(sums, 0)
+    if incorrect == 0.0:
+        raise NotComputable("mean gain after incorrect answers is 0")
+    return correct / incorrect
+
+
+def summarise_gains(sums: GainSums, min_rows_per_skill: int) -> dict[str, float]:
+    """Every gain statistic, NaN where the rows cannot give it (for a per-epoch log line)."""
+    statistics = {
+        "std": lambda: gain_std(sums),
+        "mean": lambda: gain_mean(sums),
+        "cv_skills": lambda: skill_gain_cv(sums, min_rows_per_skill),
+        "ratio_correct_incorrect": lambda: gain_ratio(sums),
+        "mean_after_correct": lambda: mean_gain_after(sums, 1),
+        "mean_after_incorrect": lambda: mean_gain_after(sums, 0),
+    }
+    out = {}
+    for name, compute in statistics.items():
+        try:
+            out[name] = compute()
+        except NotComputable:
+            out[name] = math.nan
+    return out
+
+
+def mastery_decreases(
+    group: torch.Tensor, step: torch.Tensor, before: torch.Tensor, after: torch.Tensor, tolerance: float
+) -> torch.Tensor:
+    """Number of mastery decreases by more than ``tolerance`` along the rows (check 3), as a 0-d tensor.
+
+    Counts (a) rows whose mastery after the answer is below the mastery before it and (b)
+    consecutive rows (by ``step``) of one ``group`` — a student's window and skill set: windows are
+    separate model inputs, so mastery may restart at a window boundary — whose mastery before the
+    answer is below the previous row's mastery after it.
+    """
+    order = torch.argsort(step, stable=True)
+    order = order[torch.argsort(group[order], stable=True)]
+    g, b, a = group[order], before[order], after[order]
+    within = (after < before - tolerance).sum()
+    across = ((g[1:] == g[:-1]) & (b[1:] < a[:-1] - tolerance)).sum()
+    return within + across
+
+
+def window_skill_groups(window: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
+    """Group id of each row: one per (window, skill set) — the groups of :func:`mastery_decreases`."""
+    keys = torch.cat([window.reshape(-1, 1).long(), skills.long()], dim=1)
+    return torch.unique(keys, dim=0, return_inverse=True)[1]

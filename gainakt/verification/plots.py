@@ -92,12 +92,12 @@ def gain_by_response(rows: pd.DataFrame, path: Path) -> None:
 
 
 def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0.05) -> bool:
-    """Per epoch: both encoders' validation AUC and, when logged (``gains/std``), the gain std."""
+    """Per epoch: both encoders' validation AUC and, when logged (``val/gain_std``), the gain std."""
     epochs = read_epoch_rows(metrics_csv)
     if not epochs:
         return False
     frame = pd.DataFrame(epochs)
-    has_std = "gains/std" in frame.columns
+    has_std = "val/gain_std" in frame.columns
     fig = Figure(figsize=(11 if has_std else 6, 4))
     axes = fig.subplots(1, 2 if has_std else 1, squeeze=False)
     ax = axes[0, 0]
@@ -106,11 +106,11 @@ def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0
             ax.plot(frame["epoch"], frame[key], "o-", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation AUC")
-    ax.set_title("AUC per epoch" + ("" if has_std else "\n(gain std not logged: no gains/std in metrics.csv)"), fontsize=10)
+    ax.set_title("AUC per epoch" + ("" if has_std else "\n(gain std not logged: no val/gain_std in metrics.csv)"), fontsize=10)
     ax.legend()
     if has_std:
         ax = axes[0, 1]
-        ax.plot(frame["epoch"], frame["gains/std"], "o-", color="tab:purple")
+        ax.plot(frame["epoch"], frame["val/gain_std"], "o-", color="tab:purple")
         ax.axhline(gain_std_threshold, ls="--", color="grey", lw=1, label="check 1 threshold")
         ax.set_xlabel("epoch")
         ax.set_ylabel("gain std (validation)")

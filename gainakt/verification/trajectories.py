@@ -1,9 +1,10 @@
 """Learning trajectories: every scored interaction of the validation and test students, in one table.
 
-Extraction runs the model over whole batches of windows (no loop over students or steps) and maps
-each output back to its student and step through the split's ``Windows``. A row is a *scored*
-interaction: position j >= 1 of its window, the ones both encoders predict (position j - 1 of the
-model outputs predicts r_j). Columns:
+The rows come from Lightning's predict loop (``GainAKTModule.predict_step``, so the device and
+precision are those of ``test``), one pass over the windows of each split, and are mapped back to
+their student and step through the split's ``Windows``. A row is a *scored* interaction: position
+j >= 1 of its window, the ones both encoders predict (position j - 1 of the model outputs predicts
+r_j). Columns:
 
 - ``split``, ``student`` (the dataset's student id), ``window`` (index of the window in its split),
   ``step`` (position in the student's whole sequence), ``skill`` (ids joined by ``|``), ``response``;
@@ -13,63 +14,78 @@ model outputs predicts r_j). Columns:
   gain, combined over a multi-skill question as encoder 2 does (``model.aggregate``);
 - ``gain``: the gain g_t[q_t] applied at this step to the interaction's skills (mean over them);
 - ``gain_other``: the gain applied at this step to every other skill (0 unless ``accumulate=all``);
-- ``true_mastery_before``: the simulator's mastery before the answer (synthetic data only).
+- ``skill_rate_prob``: the baseline's prediction, the training correct rate of the row's skills
+  (combined as encoder 2 does; see ``baselines``);
+- ``true_mastery_before``, ``true_prob``: the simulator's mastery before the answer and its
+  probability of a correct answer (synthetic data only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
-from gainakt.data.datamodule import KTDataModule, WindowDataset
+from gainakt.data.datamodule import Batch, KTDataModule
 from gainakt.model.accumulation import skill_multi_hot
-from gainakt.model.gainakt3exp import GainAKT3Exp
+from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.learning_curve import aggregate_skills
+from gainakt.verification.baselines import SkillRateTable
 
 COLUMNS = ["split", "student", "window", "step", "skill", "response", "enc1_prob", "enc2_prob",
-           "mastery_before", "mastery_after", "gain", "gain_other"]  # fmt: skip
+           "mastery_before", "mastery_after", "gain", "gain_other", "skill_rate_prob"]  # fmt: skip
+READINGS = COLUMNS[6:12]  # what the model gives per row
+TRUTH_COLUMNS = {"true_mastery_before": "mastery_before", "true_prob": "prob"}  # column: key of data.truth
+FLOATS = [*COLUMNS[6:], *TRUTH_COLUMNS]
 
 
 @torch.no_grad()
-def _batch_rows(net: GainAKT3Exp, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Per scored interaction of one batch: window index, position and the model's readings."""
-    skills, responses, student = batch["skills"], batch["responses"], batch["student"]
-    out = net(skills, responses, student)  # with accumulate=all it also returns every skill's gain
+def scored_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
+    """The model's readings of each scored interaction of a batch, from a forward pass's output.
+
+    Returns tensors on the batch's device, one entry per scored row: ``window``, ``position`` (in
+    the window), ``response``, ``skills`` ([N, K]) and the columns of :data:`READINGS`. The predict
+    step and the per-epoch monitors both call it, so their rows are the checks' rows.
+    """
+    skills, student = batch["skills"], batch["student"]
     trace = net.practised_mastery(out.gain, out.gains_all, skills, student)
     own = skills[:, 1:]
     valid = own >= 0
-    gain = (out.gain[:, 1:] * valid).sum(-1) / valid.sum(-1).clamp_min(1)
+    gain = (out.gain[:, 1:].float() * valid).sum(-1) / valid.sum(-1).clamp_min(1)
     if net.accumulate == "all":
         assert out.gains_all is not None
-        other = (out.gains_all[:, 1:] * (1.0 - skill_multi_hot(own, net.num_skills))).sum(-1)
+        other = (out.gains_all[:, 1:].float() * (1.0 - skill_multi_hot(own, net.num_skills))).sum(-1)
     else:
         other = torch.zeros_like(gain)
     scored = batch["mask"][:, 1:]
     row, pos = scored.nonzero(as_tuple=True)
-    columns = {
+    return {
         "window": batch["window"][row],
         "position": pos + 1,
-        "response": responses[:, 1:][scored],
+        "response": batch["responses"][:, 1:][scored],
+        "skills": own[scored],
         "enc1_prob": torch.sigmoid(out.enc1_logit.float())[scored],
         "enc2_prob": torch.sigmoid(out.enc2_logit.float())[scored],
-        "mastery_before": aggregate_skills(trace["mastery_before"][:, 1:], valid, net.aggregate)[scored],
-        "mastery_after": aggregate_skills(trace["mastery_after"][:, 1:], valid, net.aggregate)[scored],
+        "mastery_before": aggregate_skills(trace["mastery_before"][:, 1:].float(), valid, net.aggregate)[scored],
+        "mastery_after": aggregate_skills(trace["mastery_after"][:, 1:].float(), valid, net.aggregate)[scored],
         "gain": gain[scored],
         "gain_other": other[scored],
-        "skills": own[scored],
     }
-    return {name: value.detach().cpu().numpy() for name, value in columns.items()}
 
 
-def _batches(dataset: WindowDataset, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
-    """Windows in order of length, so each batch pads little."""
-    order = np.argsort(dataset.windows.length, kind="stable")
-    for begin in range(0, len(order), batch_size):
-        yield dataset.collate(order[begin : begin + batch_size].tolist())
+def length_ordered_loader(collate: Callable[[list[int]], Batch], lengths: np.ndarray, batch_size: int) -> DataLoader:
+    """Items 0..n-1 in order of length, so each batch pads little (for the predict loop)."""
+    order = np.argsort(lengths, kind="stable").tolist()
+    return DataLoader(range(len(lengths)), batch_size=batch_size, sampler=order, collate_fn=collate)
+
+
+def concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The per-batch outputs of the predict loop, as one array per column."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 def join_skills(skills: np.ndarray) -> np.ndarray:
@@ -81,50 +97,32 @@ def join_skills(skills: np.ndarray) -> np.ndarray:
     return text
 
 
-def extract(
-    net: GainAKT3Exp, datamodule: KTDataModule, splits: Iterable[str] = ("val", "test"), batch_size: int | None = None,
-    device: torch.device | str = "cpu", progress: bool = True,
-) -> pd.DataFrame:  # fmt: skip
-    """The trajectories table (columns in the module docstring) of every window of ``splits``."""
+def to_frame(
+    cols: dict[str, np.ndarray], datamodule: KTDataModule, split: str, skill_rates: SkillRateTable, aggregate: str
+) -> pd.DataFrame:
+    """The trajectories table of one split from its concatenated predict outputs (:func:`scored_rows`)."""
     data = datamodule.data
     assert data is not None, "datamodule.setup() first"
-    was_training = net.training
-    net.eval()
-    frames = []
-    try:
-        for split in splits:
-            dataset = datamodule.datasets[split]
-            if progress:
-                print(f"Trajectories: {split} split, {len(dataset)} windows, "
-                      f"{dataset.windows.num_interactions} interactions", flush=True)  # fmt: skip
-            parts = [
-                _batch_rows(net, {k: v.to(device) for k, v in batch.items()})
-                for batch in _batches(dataset, batch_size or datamodule.eval_batch_size)
-            ]
-            if not parts:
-                continue
-            cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            windows = dataset.windows
-            student = windows.student[cols["window"]]
-            flat = windows.start[cols["window"]] + cols["position"]
-            frame = pd.DataFrame({
-                "split": split,
-                "student": data.student_ids[student],
-                "window": cols["window"],
-                "step": flat - data.offsets[student],
-                "skill": join_skills(cols["skills"]),
-                "response": cols["response"].astype(np.int8),
-                **{k: cols[k].astype(np.float32) for k in COLUMNS[6:]},
-            })  # fmt: skip
-            if "mastery_before" in data.truth:
-                frame["true_mastery_before"] = data.truth["mastery_before"][flat].astype(np.float32)
-            frame["_order"] = student
-            frames.append(frame.sort_values(["_order", "step"], kind="stable").drop(columns="_order"))
-    finally:
-        net.train(was_training)
-    if not frames:
+    if not cols:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    windows = datamodule.datasets[split].windows
+    student = windows.student[cols["window"]]
+    flat = windows.start[cols["window"]] + cols["position"]
+    frame = pd.DataFrame({
+        "split": split,
+        "student": data.student_ids[student],
+        "window": cols["window"],
+        "step": flat - data.offsets[student],
+        "skill": join_skills(cols["skills"]),
+        "response": cols["response"].astype(np.int8),
+        **{k: cols[k].astype(np.float32) for k in READINGS},
+        "skill_rate_prob": skill_rates.predict(cols["skills"], aggregate).astype(np.float32),
+    })  # fmt: skip
+    for column, key in TRUTH_COLUMNS.items():
+        if key in data.truth:
+            frame[column] = data.truth[key][flat].astype(np.float32)
+    frame["_order"] = student
+    return frame.sort_values(["_order", "step"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def parameters(net: GainAKT3Exp) -> dict[str, Any]:
@@ -155,5 +153,4 @@ def write_csv(frame: pd.DataFrame, path: Any) -> None:
 def read_csv(path: Any) -> pd.DataFrame:
     """Read a trajectories.csv back with the types it was written with."""
     frame = pd.read_csv(path, dtype={"skill": str, "student": str})
-    floats = [c for c in frame.columns if c in COLUMNS[6:] or c == "true_mastery_before"]
-    return frame.astype({c: np.float32 for c in floats})
+    return frame.astype({c: np.float32 for c in frame.columns if c in FLOATS})

@@ -1,26 +1,29 @@
-"""Verify a trained model: trajectories, the eleven checks, the seed document's advice, plots.
+"""Verify a trained model: the checks, their baselines and intervals, the seed document's advice, plots.
 
 ``verify`` writes into a folder (a run folder after fit, or an evaluation folder):
 ``trajectories.csv`` (validation and test rows), ``parameters.json``, ``verification.json`` and
 ``verification.md`` (checks on the test rows) and ``plots/*.png``. The checks are computed from
-exactly the rows written to ``trajectories.csv``.
+exactly the rows written to ``trajectories.csv`` (and, for check 12, the counterfactual statistics).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gainakt.verification.checks import DEFINITIONS, CheckResult, Thresholds, recovery_checks, run_checks
-from gainakt.data.datamodule import KTDataModule
 from gainakt.run.atomic import write_json_atomic, write_text_atomic
 from gainakt.run.folder import RunFolder
-from gainakt.model.gainakt3exp import GainAKT3Exp
-from gainakt.verification.trajectories import extract, parameters, write_csv
+from gainakt.verification.baselines import majority_class
+from gainakt.verification.checks import (
+    DEFINITIONS, CheckResult, Thresholds, accuracy, auc, bootstrap, degenerate_parameters, or_none, recovery_checks,
+    run_checks,
+)  # fmt: skip
+from gainakt.verification.trajectories import write_csv
 
 # The seed document's decision tree, by gain std: (lower bound, advice, override that tries it).
 DECISION_TREE = [
@@ -52,37 +55,81 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
 def _fmt(value: float | None, integral: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return str(int(value)) if integral else f"{value:.4f}"
+    return f"{int(value):,}" if integral else f"{value:.4f}"
+
+
+def _detail(detail: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {_fmt(v, v is not None and float(v).is_integer())}" for k, v in detail.items())
+
+
+def _table(checks: list[dict[str, Any]], with_encoders: bool) -> list[str]:
+    """Markdown rows: encoder 2's value (and interval), threshold, baseline, encoder 1, result."""
+    head = "| # | check | encoder 2 | 95 % interval | threshold | baseline | encoder 1 | result |"
+    if not with_encoders:
+        head = "| # | check | value | 95 % interval | threshold | result |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for check in checks:
+        count = check["id"] == 3  # a number of violations
+        value = _fmt(check["value"], count) + (f" ({_detail(check['detail'])})" if check["detail"] else "")
+        interval = "-" if not check["interval"] else "{:.4f} – {:.4f}".format(*check["interval"])
+        threshold = f"{check['op']} {_fmt(float(check['threshold']), count)}"
+        result = check["status"] if check["status"] != "failed" else "**failed**"
+        result += f": {check['reason']}" if check["reason"] else ""
+        if with_encoders:
+            baseline = "-" if check["baseline"] is None else f"{_fmt(check['baseline'])} ({check['baseline_name']})"
+            cells = [value, interval, threshold, baseline, _fmt(check["reference"]), result]
+        else:
+            cells = [value, interval, threshold, result]
+        lines.append(f"| {check['id']} | {check['name']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """verification.md: a table of the checks, ground-truth recovery, then the decision tree."""
+    """verification.md: flags, the checks with their baselines, recovery, then the decision tree."""
+    not_computable = f" ({report['checks_not_computable']} not computable)" if report["checks_not_computable"] else ""
     lines = [
         "# Verification of encoder 2",
         "",
-        f"Rows: the {report['rows']} scored interactions of the {report['students']} {report['split']} "
-        f"students (see trajectories.csv). Reference: the same statistic for encoder 1 on the same rows.",
+        f"The {report['rows']:,} scored interactions of the {report['students']:,} {report['split']} students "
+        "(trajectories.csv). A check passes when encoder 2 meets its threshold and, where a trivial model "
+        "scores the same statistic (the *baseline*), beats that model too. The interval resamples students "
+        "(bootstrap); encoder 1's value on the same rows is shown for reference.",
         "",
-        f"**{report['checks_passed']} of {report['checks_total']} checks passed**"
-        + (f" ({report['checks_not_computable']} not computable)" if report["checks_not_computable"] else ""),
+        f"**{report['checks_passed']} of {report['checks_total']} checks passed**{not_computable}",
         "",
-        "| # | check | value | threshold | result | encoder 1 |",
-        "|---|---|---|---|---|---|",
     ]
-
-    def table_row(check: dict[str, Any]) -> str:
-        result = check["status"] + (f": {check['reason']}" if check["reason"] else "")
-        detail = ", ".join(f"{k} {_fmt(v, v is not None and float(v).is_integer())}" for k, v in check["detail"].items())
-        count = check["id"] == 3  # a number of violations
-        value = _fmt(check["value"], count) + (f" ({detail})" if detail else "")
-        threshold = f"{check['op']} {_fmt(float(check['threshold']), count)}"
-        return f"| {check['id']} | {check['name']} | {value} | {threshold} | {result} | {_fmt(check['reference'])} |"
-
-    lines += [table_row(c) for c in report["checks"]]
+    if report["degenerate"]:
+        lines += ["**Degenerate learned parameters:**", ""] + [f"- {flag['message']}" for flag in report["degenerate"]] + [""]
+    lines += _table(report["checks"], with_encoders=True)
+    base = report["baselines"]
+    lines += [
+        "", "## Baselines", "",
+        f"- **majority class**: always answering {'correct' if base['majority_class'] else 'incorrect'} is right on "
+        f"{_fmt(base['majority_acc'])} of these rows.",
+        "- **per-skill correct rate**: each skill's share of correct answers on the "
+        + (f"{base['skill_rate_train_rows']:,} " if base["skill_rate_train_rows"] is not None else "")
+        + f"training rows, combined over a question's skills as encoder 2 combines mastery (`{base['aggregate']}`): "
+        f"AUC {_fmt(base['skill_rate_auc'])}, accuracy {_fmt(base['skill_rate_acc'])}.",
+    ]
+    if report["counterfactual"]:
+        enc1, enc2 = report["counterfactual"]["enc1"], report["counterfactual"]["enc2"]
+        lines += [
+            "", "## Counterfactual responses (check 12)", "",
+            f"{int(enc2['flips']):,} answers in {int(enc2['windows']):,} test windows were answered the other way, each "
+            f"in its own copy of its window; the {int(enc2['pairs']):,} later steps that share a skill with a flipped "
+            "answer were predicted again. Share of them whose prediction moved against the flip:", "",
+            "| flip | encoder 2 | encoder 1 |", "|---|---|---|",
+            f"| wrong → right (must not go down) | {_fmt(enc2['rate_wrong_to_right'])} | {_fmt(enc1['rate_wrong_to_right'])} |",
+            f"| right → wrong (must not go up) | {_fmt(enc2['rate_right_to_wrong'])} | {_fmt(enc1['rate_right_to_wrong'])} |",
+            f"| all | {_fmt(enc2['rate'])} | {_fmt(enc1['rate'])} |",
+        ]  # fmt: skip
     if report.get("recovery"):
-        lines += ["", "## Ground-truth recovery (synthetic data)", "",
-                  "| # | check | value | threshold | result |", "|---|---|---|---|---|"]  # fmt: skip
-        lines += ["|".join(table_row(c).split("|")[:-2]) + "|" for c in report["recovery"]]
+        lines += ["", "## Ground-truth recovery (synthetic data)", ""] + _table(report["recovery"], with_encoders=False)
+        oracle = report.get("oracle")
+        if oracle:
+            lines += ["", f"AUC on these rows: the simulator's own probabilities (the oracle) {_fmt(oracle['auc'])}, "
+                      f"encoder 2 {_fmt(oracle['enc2_auc'])}, encoder 1 {_fmt(oracle['enc1_auc'])}, the per-skill "
+                      f"correct rate {_fmt(base['skill_rate_auc'])}."]  # fmt: skip
     tree = report["decision"]
     lines += ["", "## Next step (the seed document's decision tree)", "", tree["advice"] + "."]
     if tree["override"]:
@@ -94,47 +141,71 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def verification_report(
     rows: pd.DataFrame, params: dict[str, Any], thresholds: Thresholds, truth: dict[str, np.ndarray] | None,
-    model_options: dict[str, Any], split: str = "test",
+    model_options: dict[str, Any], counterfactual: Mapping[str, Mapping[str, float]] | None = None,
+    skill_rate_train_rows: int | None = None, split: str = "test",
 ) -> dict[str, Any]:  # fmt: skip
-    """The content of verification.json, from one split's rows and the learned parameters."""
+    """The content of verification.json, from one split's rows, the learned parameters and the
+    counterfactual statistics (``enc1``/``enc2``, see ``counterfactual.violations``)."""
     part = rows[rows["split"] == split]
     beta = np.asarray(params["beta"])
-    checks = run_checks(part, beta, thresholds)
+    checks = run_checks(part, beta, thresholds, counterfactual)
     recovery: list[CheckResult] = []
     if truth and "beta" in truth and "true_mastery_before" in part.columns:
-        recovery = recovery_checks(part, beta, truth, thresholds)
+        recovery = recovery_checks(part, beta, truth, thresholds, bootstrap(part, thresholds))
+    response = part["response"].to_numpy()
+    label, share = majority_class(response)
+    baselines = {
+        "majority_class": label, "majority_acc": share if len(part) else None,
+        "skill_rate_auc": or_none(lambda: auc(part["skill_rate_prob"].to_numpy(), response)),
+        "skill_rate_acc": accuracy(part["skill_rate_prob"].to_numpy(), response) if len(part) else None,
+        "skill_rate_train_rows": skill_rate_train_rows, "aggregate": model_options.get("aggregate"),
+    }  # fmt: skip
     by_id = {c.id: c for c in checks}
-    return {
+    report = {
         "split": split,
         "rows": len(part),
         "students": int(part["student"].nunique()),
         "checks": [c.to_dict() for c in checks],
         "recovery": [c.to_dict() for c in recovery],
+        "baselines": baselines,
+        "counterfactual": dict(counterfactual) if counterfactual else None,
+        "degenerate": degenerate_parameters(params, part, thresholds),
         "checks_passed": sum(c.passed is True for c in checks),
         "checks_total": len(checks),
         "checks_not_computable": sum(c.passed is None for c in checks),
         "decision": decision(by_id[1].value, by_id[11].value, model_options),
     }
+    if "true_prob" in part.columns:
+        report["oracle"] = {name: or_none(lambda column=column: auc(part[column].to_numpy(), response)) for name, column
+                            in (("auc", "true_prob"), ("enc2_auc", "enc2_prob"), ("enc1_auc", "enc1_prob"))}  # fmt: skip
+    return report
+
+
+def summary_entries(report: dict[str, Any]) -> dict[str, Any]:
+    """What summary.json gets from verification: the counts, the baselines beside the encoders'
+    test metrics, the oracle's AUC (synthetic data) and the names of degenerate parameters."""
+    split, base = report["split"], report["baselines"]
+    entries = {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}
+    entries.update({f"{split}/majority_acc": base["majority_acc"], f"{split}/skill_rate_auc": base["skill_rate_auc"],
+                    f"{split}/skill_rate_acc": base["skill_rate_acc"]})  # fmt: skip
+    if report.get("oracle"):
+        entries[f"{split}/oracle_auc"] = report["oracle"]["auc"]
+    entries["degenerate_parameters"] = [flag["parameter"] for flag in report["degenerate"]]
+    return entries
 
 
 def verify(
-    net: GainAKT3Exp, datamodule: KTDataModule, out_dir: str | Path, thresholds: Thresholds,
-    metrics_csv: str | Path | None, model_options: dict[str, Any], device: Any, plots: bool,
+    rows: pd.DataFrame, params: dict[str, Any], out_dir: str | Path, thresholds: Thresholds,
+    truth: dict[str, np.ndarray] | None, model_options: dict[str, Any],
+    counterfactual: Mapping[str, Mapping[str, float]] | None = None, skill_rate_train_rows: int | None = None,
+    metrics_csv: str | Path | None = None, plots: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Extract trajectories, run the checks and write every verification output into ``out_dir``.
-
-    Returns the summary entries (``checks_passed``, ``checks_total``, ``checks_not_computable``).
-    """
+    """Run the checks on ``rows`` (the trajectories of the validation and test splits) and write every
+    verification output into ``out_dir``. Returns the summary entries (:func:`summary_entries`)."""
     folder = RunFolder(out_dir)
-    rows = extract(net, datamodule, device=device)
-    params = parameters(net)
-    assert datamodule.data is not None
-    if datamodule.data.skill_ids is not None:
-        params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
     write_csv(rows, folder.trajectories)
     write_json_atomic(folder.parameters, params)
-    truth = datamodule.data.truth or None
-    report = verification_report(rows, params, thresholds, truth, {**params["options"], **model_options})
+    report = verification_report(rows, params, thresholds, truth, model_options, counterfactual, skill_rate_train_rows)
     write_json_atomic(folder.verification_json, report)
     write_text_atomic(folder.verification_md, render_markdown(report))
     if plots:
@@ -144,4 +215,4 @@ def verify(
                     min_rows_per_skill=thresholds.min_rows_per_skill, gain_std_threshold=thresholds.gain_std)  # fmt: skip
     print(f"Verification: {report['checks_passed']}/{report['checks_total']} checks passed "
           f"on {report['rows']} test rows; see {folder.verification_md}", flush=True)  # fmt: skip
-    return {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}
+    return summary_entries(report)
