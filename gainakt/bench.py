@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from gainakt.errors import GainAKTError
 from gainakt.run.atomic import write_json_atomic
-from gainakt.run.config import CONFIG_PATH
+from gainakt.run.config import CONFIG_PATH, open_trainer_overrides
 from gainakt.run.config_check import config_errors
 from gainakt.run.folder import RunFolder
 from gainakt.run.lifecycle import EXIT_CODES, prepare_process
@@ -38,5 +38,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = open_trainer_overrides(sys.argv[1:])
     with config_errors("benchmark"):
         main()

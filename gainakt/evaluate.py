@@ -22,10 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from gainakt.callbacks.verification import Verification
 from gainakt.errors import ConfigError
 from gainakt.model.module import GainAKTModule
-from gainakt.run.config import CONFIG_PATH, build, override_key
+from gainakt.run.checkpoint_io import check_ckpt_path
+from gainakt.run.config import CONFIG_PATH, absolute_data_root, build, override_key
 from gainakt.run.config_check import config_errors
 from gainakt.run.folder import RunFolder
-from gainakt.run.lifecycle import RunLifecycle, exit_code, prepare_process
+from gainakt.run.lifecycle import RunLifecycle, exit_code, prepare_process, set_threads
 from gainakt.run.summary import METRIC_KEYS
 
 
@@ -59,10 +60,11 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
     """Load the checkpoint, test it, verify it and write the evaluation folder. Returns the summary."""
     folder = RunFolder(cfg.run_dir)
     ckpt = Path(cfg.ckpt_path).expanduser()
-    with RunLifecycle(folder, {"ckpt_path": str(ckpt)}, "Evaluation folder") as run:
-        if not ckpt.is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    with RunLifecycle(folder, {"ckpt_path": str(ckpt)}, "Evaluation folder", folder.evaluation_log) as run:
+        set_threads(cfg.threads)
+        check_ckpt_path(cfg)
         data_cfg = data_config(cfg, ckpt, list(overrides))
+        absolute_data_root(data_cfg)
         used = OmegaConf.to_container(cfg, resolve=True)
         used["data"] = OmegaConf.to_container(data_cfg, resolve=True)
         used = OmegaConf.create(used)

@@ -9,7 +9,6 @@ events, metrics.csv, the checkpoints, summary.json and the verification outputs;
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import hydra
@@ -22,15 +21,16 @@ from omegaconf import DictConfig
 from gainakt.callbacks.checkpoint import RunCheckpoint
 from gainakt.callbacks.throughput import Throughput
 from gainakt.callbacks.verification import Verification
-from gainakt.errors import ConfigError, GainAKTError
+from gainakt.errors import GainAKTError
 from gainakt.run.checkpoint_io import AtomicCheckpointIO
 from gainakt.run.config import (
-    CONFIG_PATH, build, build_all, build_model, recompose, resume_checkpoint, saved_overrides,
+    CONFIG_PATH, absolute_data_root, build, build_all, build_model, continued_config, open_trainer_overrides,
+    resume_checkpoint,
 )  # fmt: skip
 from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.epoch_csv import read_epoch_rows
 from gainakt.run.folder import RunFolder
-from gainakt.run.lifecycle import EXIT_CODES, RunLifecycle, exit_code, prepare_process
+from gainakt.run.lifecycle import EXIT_CODES, RunLifecycle, exit_code, prepare_process, say, set_threads
 from gainakt.run.summary import METRIC_KEYS, MONITOR_PREFIXES, best_epoch_row
 
 
@@ -49,12 +49,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer | None = None
 
     def interrupted() -> tuple[dict[str, Any], str]:
-        reached = {} if trainer is None else {"epoch_reached": trainer.current_epoch}
-        return reached, f"interrupted: {folder.last_ckpt.name} holds the state; continue with resume={folder.root}"
+        if trainer is None:
+            return {}, f"interrupted before training started; start again with resume={folder.root}"
+        done = trainer.current_epoch  # epochs completed: metrics.csv holds epochs 0 .. done-1
+        held = {0: "", 1: "epoch 0"}.get(done, f"epochs 0-{done - 1}")
+        saved = f"{folder.last_ckpt.name} holds {held}" if done else "no epoch was completed"
+        return {"epochs_run": done}, (f"interrupted in epoch {done}: {saved}; resume={folder.root} trains epoch "
+                                      f"{done} again from its start")
 
-    with RunLifecycle(folder, {"seed": cfg.seed}, "Run folder", on_interrupt=interrupted, writer=writer) as run:
+    with RunLifecycle(folder, {"seed": cfg.seed}, "Run folder", folder.log, on_interrupt=interrupted,
+                      writer=writer) as run:  # fmt: skip
+        set_threads(cfg.threads)
         check_config(cfg)
         ckpt_path = resume_checkpoint(cfg)
+        if cfg.resume and ckpt_path is None:
+            run.say(f"resume: no epoch was completed ({folder.last_ckpt} does not exist): training starts from epoch 0")
+        absolute_data_root(cfg.data)
         if writer:
             folder.write_config(cfg)
         callbacks = build_all(cfg.callbacks)
@@ -66,9 +76,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=schedule)
         trainer = build(cfg.trainer, callbacks=callbacks, logger=build_all(cfg.logger), plugins=[AtomicCheckpointIO()])
 
-        start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        run.summary.update(train_seconds=time.perf_counter() - start, epochs_run=trainer.current_epoch)
+        run.summary["epochs_run"] = trainer.current_epoch
+        throughput = _find(callbacks, Throughput)
+        if throughput is not None:  # totals over every part of a resumed run
+            run.summary.update(train_seconds=throughput.train_seconds,
+                               interactions_per_second=throughput.interactions_per_second,
+                               train_interactions_seen=throughput.interactions)  # fmt: skip
 
         checkpoint = _find(callbacks, RunCheckpoint)
         best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
@@ -81,23 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if best is not None:
             run.summary["best_epoch"] = int(best["epoch"])
             run.summary.update({k: v for k, v in best.items() if k in METRIC_KEYS or k.startswith(MONITOR_PREFIXES)})
-        throughput = _find(callbacks, Throughput)
-        if throughput is not None:
-            run.summary.update(interactions_per_second=throughput.interactions_per_second,
-                               train_interactions_seen=throughput.interactions)  # fmt: skip
     return run.summary
-
-
-def _continued_config(cfg: DictConfig) -> DictConfig:
-    """For ``resume=``/``rerun=``: the saved run's overrides, with this command's on top."""
-    folder = cfg.resume or cfg.rerun
-    if cfg.resume and cfg.rerun:
-        raise ConfigError("resume and rerun: give one of them, not both")
-    current = list(HydraConfig.get().overrides.task)
-    composed = recompose(saved_overrides(folder), current, drop=("resume", "rerun", "ckpt_path"))
-    if cfg.resume:
-        composed.resume = str(folder)
-    return composed
 
 
 prepare_process()  # here, not under __main__: sweep launchers import this module in fresh processes
@@ -107,9 +105,9 @@ prepare_process()  # here, not under __main__: sweep launchers import this modul
 def main(cfg: DictConfig) -> float | None:
     try:
         if cfg.resume or cfg.rerun:
-            cfg = _continued_config(cfg)
+            cfg = continued_config(cfg, list(HydraConfig.get().overrides.task))
     except GainAKTError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        say(f"error: {exc}", err=True)
         sys.exit(EXIT_CODES["failed"])
     summary = train(cfg)
     if summary["status"] != "completed" and HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -118,5 +116,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = open_trainer_overrides(sys.argv[1:])
     with config_errors("config"):
         main()

@@ -62,3 +62,17 @@ def test_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
     run_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("Run folder: "))
     assert (work / run_dir).resolve().is_relative_to(work / "outputs" / "runs")
     assert (work / run_dir / "summary.json").is_file()
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_environment():
+    """.ci/run must prove README's set-up command 2 on a clean slate: a new virtual environment in a
+    temporary folder, then the command exactly as README prints it."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    command = readme[next(i for i, line in enumerate(readme) if line.startswith("# 2.")) + 1]
+    assert command == 'pip install -c constraints/cpu.txt -e ".[test]" && python -m pytest'
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    steps = [line.strip() for line in ci if line.strip() and not line.lstrip().startswith("#")]
+    assert steps[-1] == command  # the last step: its status is the script's
+    assert "set -euo pipefail" in steps and any("mktemp -d" in s for s in steps) and any("-m venv" in s for s in steps)
+    venv, activate, run = (next(i for i, s in enumerate(steps) if key in s) for key in ("-m venv", "activate", command))
+    assert venv < activate < run

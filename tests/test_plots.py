@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gainakt.verification.plots import write_plots
+from gainakt.verification.plots import mastery_curves_figure, training_curves_figure, write_plots
 
 
 def _rows(n: int = 60) -> pd.DataFrame:
@@ -34,3 +34,19 @@ def test_plots_without_optional_inputs(tmp_path):
     written = write_plots(_rows(), {"beta": [1.0, 2.0, 3.0]}, tmp_path / "plots", metrics_csv=tmp_path / "absent.csv")
     assert sorted(p.name for p in written) == ["gain_by_response.png", "gain_distribution.png", "mastery_curves.png"]
     assert write_plots(_rows().iloc[:0], {"beta": []}, tmp_path / "empty") == []
+
+
+def test_one_epoch_training_curves_tick_whole_epochs_only():
+    frame = pd.DataFrame([{"epoch": 0, "val/enc1_auc": 0.6, "val/enc2_auc": 0.55, "val/gain_std": 0.02}])
+    fig = training_curves_figure(frame, gain_std_threshold=0.05)
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
+        assert shown == [0.0], shown
+
+
+def test_mastery_caption_mentions_window_lines_only_when_drawn():
+    rows = _rows()  # one window per student
+    assert "dotted" not in mastery_curves_figure(rows).axes[-1].get_xlabel()
+    rows.loc[(rows["student"] == "a") & (rows["step"] > 10), "window"] = 1  # student a's second window
+    assert "dotted: a new window starts" in mastery_curves_figure(rows).axes[-1].get_xlabel()

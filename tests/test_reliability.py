@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from gainakt.errors import ConfigError
+from gainakt.errors import ConfigError, DataError
 from gainakt.run.atomic import atomic_path, write_json_atomic
+from gainakt.run.checkpoint_io import read_checkpoint
 from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
 from gainakt.run.config_check import check_config
@@ -131,24 +133,91 @@ def test_interrupt_saves_checkpoint_and_resume_continues(tmp_path, sig, name):
     assert (run / "metrics.csv").is_file(), "no epoch finished in time"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 130, err[-2000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["epoch_reached"] >= 0
+    done = summary["epochs_run"]  # epochs completed: the rows of metrics.csv
+    assert summary["status"] == "interrupted" and done >= 1
+    assert [int(line.split(",")[0]) for line in _epoch_rows(run)[1:]] == list(range(done))
     assert summary["error"] == f"stopped by {name}"
+    assert f"interrupted in epoch {done}" in err and "Traceback" not in err
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert not [p for p in run.rglob("*.tmp")], "half-written files left behind"
     assert out.strip().splitlines()[-1] == f"Run folder: {run}"
 
-    reached = summary["epoch_reached"]
-    resumed = run_cli("gainakt.train", [f"resume={run}", f"trainer.max_epochs={reached + 2}"], cwd=tmp_path)
+    resumed = run_cli("gainakt.train", [f"resume={run}", f"trainer.max_epochs={done + 2}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["epochs_run"] == reached + 2
+    assert summary["status"] == "completed" and summary["epochs_run"] == done + 2
     assert (run / ".hydra" / "overrides.yaml").read_text().count("max_epochs=1000") == 1  # original kept
 
 
 def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
-    done = run_cli("gainakt.train", ["-m", *TINY, "model.n_heads=2,3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                   cwd=tmp_path)  # fmt: skip
-    statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/summary.json"))
+    sweep = tmp_path / "sweep"
+    done = run_cli("gainakt.train", ["-m", *TINY, "model.n_heads=2,3", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    statuses = sorted(json.loads(p.read_text())["status"] for p in sweep.glob("*/summary.json"))
     assert statuses == ["completed", "failed"], done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == lines[-1] == f"Sweep folder: {sweep}"  # what gainakt.report needs, first and last
+
+
+def test_interrupt_in_the_middle_of_an_epoch_resumes_exactly(tmp_path):
+    """A real SIGINT after batch 1 of epoch 1's 4 batches; resume= ends with the metrics of a run
+    never stopped: metrics.csv and every metric of the summary, bit for bit."""
+    steady = [*TINY, "trainer.limit_train_batches=null", "callbacks.early_stopping=null", "trainer.max_epochs=3"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    done = run_cli("gainakt.train", [*steady, f"hydra.run.dir={whole}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    signal_at = "+callbacks.signal={_target_:tests.signals.SignalAt,epoch:1,batch:1}"
+    stopped = run_cli("gainakt.train", [*steady, signal_at, f"hydra.run.dir={part}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    summary = json.loads((part / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_run"]) == ("interrupted", 1)
+    assert len(_epoch_rows(part)) == 1 + 1  # epoch 0 only: epoch 1 was cut after 2 of its 4 batches
+    saved = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 0 and saved["global_step"] == 4  # the end of epoch 0, not the middle of epoch 1
+    trained_before = saved["callbacks"]["Throughput"]["train_seconds"]
+
+    resumed = run_cli("gainakt.train", [f"resume={part}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _epoch_rows(part) == _epoch_rows(whole)
+    first, again = (json.loads((run / "summary.json").read_text()) for run in (whole, part))
+    same = [*METRIC_KEYS, "best_epoch", "epochs_run", "train_interactions_seen", "val/gain_std"]
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    assert again["train_seconds"] > trained_before  # both parts counted
+
+
+def test_damaged_checkpoint_keeps_the_runs_results(tmp_path):
+    """A truncated last.ckpt: resume= stops with one message naming it (exit 2) and the completed
+    summary stays; the failed attempt is kept beside it. A bad override on resume= changes nothing."""
+    run = tmp_path / "run"
+    done = run_cli("gainakt.train", _tiny_cli(run, "trainer.max_epochs=1"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    completed = (run / "summary.json").read_text()
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:4000])
+
+    resumed = run_cli("gainakt.train", [f"resume={run}", "trainer.max_epochs=2"], cwd=tmp_path)
+    assert resumed.returncode == 2, resumed.stderr[-2000:]
+    assert f"error: {last} is not a readable checkpoint" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert (run / "summary.json").read_text() == completed
+    attempt = json.loads((run / "summary.attempt.json").read_text())
+    assert attempt["status"] == "failed" and str(last) in attempt["error"]
+
+    bad = run_cli("gainakt.train", [f"resume={run}", "model.d_model=-8"], cwd=tmp_path)
+    assert bad.returncode == 2 and "model.d_model=-8" in bad.stderr, bad.stderr[-2000:]
+    assert (run / "summary.json").read_text() == completed
+
+
+def test_evaluating_a_file_that_is_not_a_checkpoint_names_it(tmp_path):
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("not a checkpoint\n")
+    out = tmp_path / "evaluation"
+    done = run_cli("gainakt.evaluate", [f"ckpt_path={notes}", f"hydra.run.dir={out}"], cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"error: {notes} is not a readable checkpoint" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()  # checked before the evaluation folder is made
+    with pytest.raises(DataError, match="no state_dict"):
+        torch.save({"weights": torch.zeros(2)}, notes)
+        read_checkpoint(notes)

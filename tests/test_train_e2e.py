@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+
+import torch
 
 from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
 
+from .conftest import FIXTURES
+
 
 def test_fit_writes_run_folder(tiny_config, tmp_path):
     cfg = tiny_config("trainer.max_epochs=2")
-    summary = train(cfg)
+    assert cfg.threads == 1  # conf/runtime/default.yaml
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        summary = train(cfg)
+        assert torch.get_num_threads() == 1  # applied at start
+    finally:
+        torch.set_num_threads(threads)
     run = tmp_path / "run"
     assert summary["status"] == "completed"
     saved = json.loads((run / "summary.json").read_text())
@@ -36,3 +48,11 @@ def test_missing_root_is_one_clear_error(tiny_config, tmp_path, capsys):
     assert summary["status"] == "failed"
     assert "train_valid.csv" in err and "pykt" in err
     assert "Traceback" not in err
+
+
+def test_format_is_detected_and_logged_once_per_run(tiny_config, caplog):
+    caplog.set_level(logging.INFO, logger="gainakt.data.loading")
+    summary = train(tiny_config("data=assist2015", f"data.root={FIXTURES / 'pykt_small'}", "callbacks.verification=null"))
+    assert summary["status"] == "completed", summary.get("error")
+    detected = [r.getMessage() for r in caplog.records if "data.format=auto" in r.getMessage()]
+    assert len(detected) == 1, detected

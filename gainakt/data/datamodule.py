@@ -159,13 +159,18 @@ class KTDataModule(L.LightningDataModule):
         self.datasets: dict[str, WindowDataset] = {}
 
     def prepare_data(self) -> None:
-        """Build the cache once (rank 0) so other ranks only read it."""
-        load_dataset(self.format, self.root, self.options, self.cache_dir)
+        """Build the cache once (rank 0) so other ranks only read it; keep what was read, so the
+        later calls of a run (``fit``, ``test``) neither read nor log it again."""
+        self._load()
+
+    def _load(self) -> None:
+        if self.data is None:
+            self.data = load_dataset(self.format, self.root, self.options, self.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.data is not None:
+        if self.datasets:
             return
-        self.data = load_dataset(self.format, self.root, self.options, self.cache_dir)
+        self._load()
         self.students = split_students(self.data, self.fold)
         students = self.students
         slot = np.full(self.data.num_students, -1, dtype=np.int64)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from pathlib import Path
-
 from typing import Any
 
 from hydra import compose, initialize_config_module
@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gainakt.errors import ConfigError, GainAKTError
+from gainakt.run.checkpoint_io import read_checkpoint
 from gainakt.run.folder import RunFolder, path_resolver
 
 CONFIG_MODULE = "gainakt.conf"  # the configs ship inside the package (conf/ in the repository)
@@ -89,6 +90,43 @@ def recompose(saved: list[str], current: list[str], drop: tuple[str, ...]) -> Di
     return compose(config_name="config", overrides=theirs + mine)
 
 
+def continued_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """For ``resume=``/``rerun=``: the saved run's overrides, with this command's ``overrides`` on top."""
+    folder = cfg.resume or cfg.rerun
+    if cfg.resume and cfg.rerun:
+        raise ConfigError("resume and rerun: give one of them, not both")
+    composed = recompose(saved_overrides(folder), overrides, drop=("resume", "rerun", "ckpt_path"))
+    if cfg.resume:
+        composed.resume = str(folder)
+    return composed
+
+
+def open_trainer_overrides(args: list[str]) -> list[str]:
+    """Command-line arguments with ``trainer.<arg>=v``, for any argument of Lightning's ``Trainer``,
+    turned into ``++trainer.<arg>=v`` (set or add).
+
+    Hydra refuses to set a key that the composed config does not have unless the override starts
+    with ``+``; the trainer presets set only some of the Trainer's arguments, and any of them may be
+    given as ``trainer.<arg>=``. Other arguments pass unchanged; a misspelt name still stops with
+    the nearest valid one.
+    """
+    from lightning.pytorch import Trainer
+
+    names = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    opened = []
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        group, _, name = key.partition(".")
+        opened.append(f"++{arg}" if sep and group == "trainer" and name in names else arg)
+    return opened
+
+
+def absolute_data_root(data: DictConfig) -> None:
+    """Make ``data.root`` absolute (from the current folder), so a saved config finds the data from anywhere."""
+    if data.get("root"):
+        data.root = str(Path(str(data.root)).expanduser().resolve())
+
+
 def gpu_precision() -> str:
     """``${gainakt_gpu_precision:}`` (conf/trainer/gpu.yaml): bf16-mixed where the GPU computes in bf16
     natively, else 16-mixed. bf16 keeps fp32's range (no loss scaling); pre-Ampere GPUs only emulate it.
@@ -133,9 +171,19 @@ def build_model(cfg: DictConfig, num_skills: int, num_students: int, **kwargs: A
 
 
 def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """``ckpt_path``, or the ``resume`` folder's last checkpoint; a missing file is a config error."""
-    path = cfg.ckpt_path or (str(RunFolder(cfg.resume).last_ckpt) if cfg.resume else None)
-    if path is not None and not Path(path).is_file():
-        key = "ckpt_path" if cfg.ckpt_path else "resume"
+    """``ckpt_path``, or the ``resume`` folder's last checkpoint, checked to be a readable checkpoint.
+
+    A ``resume`` folder without one is a run stopped before its first epoch ended: it starts again
+    from the beginning (None). A missing ``ckpt_path``, or no checkpoint in a folder that trained
+    epochs, is a config error; a damaged file is a data error naming it.
+    """
+    if not (cfg.ckpt_path or cfg.resume):
+        return None
+    key, path = ("ckpt_path", Path(cfg.ckpt_path)) if cfg.ckpt_path else ("resume", RunFolder(cfg.resume).last_ckpt)
+    if not path.is_file():
+        trained = (RunFolder(cfg.resume).read_summary() or {}).get("epochs_run", 0) if key == "resume" else None
+        if trained == 0:
+            return None
         raise ConfigError(f"{key}: checkpoint {path} does not exist")
-    return path
+    read_checkpoint(path)
+    return str(path)

@@ -74,6 +74,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.temperature": _number(0.0, low_open=True),
     "model.variance_weight": _number(0.0),
     "trainer.max_epochs": _int(1),
+    "threads": _int(1),
 }
 RULES.update(
     {f"model.{key}": ((lambda v, options=options: v in options), " | ".join(options)) for key, options in CHOICES.items()}
@@ -106,7 +107,10 @@ FORWARDED_KWARGS = {
     "gainakt.callbacks.checkpoint.RunCheckpoint": "lightning.pytorch.callbacks.ModelCheckpoint",
     "gainakt.callbacks.early_stopping.ScheduleAwareEarlyStopping": "lightning.pytorch.callbacks.EarlyStopping",
 }
-SUPPLIED = {"model": ("num_skills", "num_students", "optimizer", "lr_mults", "schedule")}  # passed by the code, not the config
+SUPPLIED = {  # passed by the code, not the config
+    "model": ("num_skills", "num_students", "optimizer", "lr_mults", "schedule"),
+    "trainer": ("callbacks", "logger", "plugins"),
+}
 
 
 def _accepted(target: str) -> tuple[set[str], bool]:
@@ -131,7 +135,7 @@ def _unknown_key(key: str, candidates: list[str]) -> ConfigError:
 def check_keys(cfg: DictConfig) -> None:
     """Every key of a node built by ``_target_`` must be an argument of its target (optimiser:
     also the ``*_lr_mult`` multipliers), so a misspelt ``+key`` is caught before any work."""
-    nodes = {"model": cfg.get("model"), "data": cfg.get("data"), "optim": cfg.get("optim"), "schedule": cfg.get("schedule")}
+    nodes = {key: cfg.get(key) for key in ("model", "data", "optim", "schedule", "trainer")}
     nodes.update({f"callbacks.{k}": v for k, v in (cfg.get("callbacks") or {}).items()})
     for path, node in nodes.items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -158,6 +162,28 @@ def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return keys
 
 
+def check_run_config(cfg: DictConfig) -> None:
+    """The check ``gainakt.train`` makes before Hydra creates the run folder (conf/config.yaml's
+    ``hydra.callbacks``): for ``resume=``/``rerun=``, of the saved run's config with this command's
+    overrides on top, as the run will use it."""
+    from gainakt.run.config import continued_config
+
+    if cfg.get("resume") or cfg.get("rerun"):
+        cfg = continued_config(cfg, [str(o) for o in cfg.hydra.overrides.task])
+    check_config(cfg)
+
+
+def _candidates(node: Any) -> list[str]:
+    """The keys a config node may have: its own, and the arguments of the class it builds."""
+    if not isinstance(node, DictConfig):
+        return []
+    keys = set(node.keys())
+    if "_target_" in node:
+        with contextlib.suppress(Exception):
+            keys |= _accepted(node._target_)[0]
+    return sorted(keys)
+
+
 @contextlib.contextmanager
 def config_errors(config_name: str) -> Iterator[None]:
     """Around an entry point's ``main()``: Hydra's own composition errors (an unknown key without
@@ -177,7 +203,7 @@ def config_errors(config_name: str) -> Iterator[None]:
             parent = key.rpartition(".")[0]
             reference = compose_config(config_name, [])
             node = OmegaConf.select(reference, parent) if parent else reference
-            message = str(_unknown_key(key, list(node.keys()) if isinstance(node, DictConfig) else []))
+            message = str(_unknown_key(key, _candidates(node)))
             elsewhere = [k for k in _dotted_keys(reference) if k.rpartition(".")[2] == key.rpartition(".")[2]]
             if "did you mean" not in message and elsewhere:
                 message += f"; {key.rpartition('.')[2]} is set as {' or '.join(elsewhere)}"

@@ -27,14 +27,15 @@ class RunFolder:
 
     config = property(lambda self: self.root / "config.yaml", doc="the resolved configuration")
     summary = property(lambda self: self.root / "summary.json", doc="status, metrics and timings")
-    failed_resume = property(lambda self: self.root / "summary.failed_resume.json",
-                             doc="the last failed attempt to resume a run that already has a summary")  # fmt: skip
+    attempt = property(lambda self: self.root / "summary.attempt.json",
+                       doc="the last resume attempt that ended without replacing the summary (see RunLifecycle)")
     metrics_csv = property(lambda self: self.root / "metrics.csv", doc="one row per epoch")
     checkpoints = property(lambda self: self.root / "checkpoints", doc="folder of the checkpoints")
     best_ckpt = property(lambda self: self.checkpoints / f"{BEST_CHECKPOINT}.ckpt", doc="the selected checkpoint")
     last_ckpt = property(lambda self: self.checkpoints / f"{LAST_CHECKPOINT}.ckpt", doc="the state to resume from")
     tensorboard = property(lambda self: self.root / "tensorboard", doc="TensorBoard event files")
-    log = property(lambda self: self.root / "train.log", doc="what the run printed")
+    log = property(lambda self: self.root / "train.log", doc="what the run printed (Hydra's job log of gainakt.train)")
+    evaluation_log = property(lambda self: self.root / "evaluate.log", doc="what an evaluation printed")
     trajectories = property(lambda self: self.root / "trajectories.csv", doc="one row per scored interaction")
     parameters = property(lambda self: self.root / "parameters.json", doc="the learned curve parameters")
     verification_json = property(lambda self: self.root / "verification.json", doc="the checks")
@@ -65,6 +66,9 @@ class RunFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.summary, summary)
+
+    def write_attempt(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.attempt, summary)
 
 
 def path_resolver(run_dir: str, name: str) -> str:

@@ -18,14 +18,16 @@ def best_epoch_row(rows: list[dict[str, float]], monitor: str = "val/enc1_auc") 
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """A few lines: AUC and accuracy per split and encoder, then timing."""
-    lines = [f"{'':10}{'AUC':>8}{'ACC':>8}"]
+    """A few lines: AUC and accuracy per split and encoder (no table when there are none yet), then timing."""
+    lines = []
     for split in ("val", "test"):
         for enc in ("enc1", "enc2"):
             auc, acc = summary.get(f"{split}/{enc}_auc"), summary.get(f"{split}/{enc}_acc")
             if auc is None and acc is None:
                 continue
             lines.append(f"{split + ' ' + enc:10}{_fmt(auc):>8}{_fmt(acc):>8}")
+    if lines:
+        lines.insert(0, f"{'':10}{'AUC':>8}{'ACC':>8}")
     extras = []
     if "best_epoch" in summary:
         extras.append(f"best epoch {summary['best_epoch']} of {summary.get('epochs_run', '?')}")

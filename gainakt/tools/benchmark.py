@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from gainakt.errors import ConfigError
 from gainakt.data.datamodule import KTDataModule
 from gainakt.run.config import build, build_model
+from gainakt.run.lifecycle import set_threads
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, accumulate_reference, skill_multi_hot
 from gainakt.model.module import GainAKTModule
 from gainakt.tools.tensor_memory import TensorMemoryTracker, tensor_bytes
@@ -292,8 +293,7 @@ def skills_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Varia
 def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every case at every size; returns the JSON document."""
     bench = cfg.bench
-    if bench.threads is not None:
-        torch.set_num_threads(bench.threads)
+    set_threads(bench.threads)
     load_before = os.getloadavg()[0]
     for name in bench.run_sizes:
         if name not in bench.sizes:

@@ -26,12 +26,18 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
+    _save(mastery_curves_figure(rows), path)
+
+
+def mastery_curves_figure(rows: pd.DataFrame) -> Figure:
     """A few students (the longest sequences): mastery of their most practised skills over steps.
 
     Each skill's curve is a step function of its mastery after every attempt (mastery does not move
     between attempts); markers sit at the attempts, filled for a correct answer, hollow otherwise.
+    A dotted line marks where a student's next window starts (the caption explains it only then).
     """
     students = rows["student"].value_counts().index[:STUDENTS_SHOWN]
+    window_starts = 0
     fig = Figure(figsize=(10, 2.6 * len(students)))
     axes = fig.subplots(len(students), 1, squeeze=False)
     for ax, student in zip(axes[:, 0], students):
@@ -48,12 +54,14 @@ def mastery_curves(rows: pd.DataFrame, path: Path) -> None:
         starts = own.groupby("window")["step"].min().to_numpy()[1:] - 1
         for start in starts:  # the model restarts each window from zero practice
             ax.axvline(start, color="grey", ls=":", lw=1)
+        window_starts += len(starts)
         ax.set_title(f"student {student}", fontsize=10)
         ax.set_ylabel("mastery")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=8, loc="upper left", ncol=SKILLS_PER_STUDENT)
-    axes[-1, 0].set_xlabel("step (filled marker: correct, hollow: incorrect; dotted: a new window starts from zero practice)")
-    _save(fig, path)
+    dotted = "; dotted: a new window starts from zero practice" if window_starts else ""
+    axes[-1, 0].set_xlabel(f"step (filled marker: correct, hollow: incorrect{dotted})")
+    return fig
 
 
 def gain_distribution(rows: pd.DataFrame, path: Path, min_rows: int) -> None:
@@ -92,11 +100,20 @@ def gain_by_response(rows: pd.DataFrame, path: Path) -> None:
 
 
 def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0.05) -> bool:
-    """Per epoch: both encoders' validation AUC and, when logged (``val/gain_std``), the gain std."""
+    """Draws :func:`training_curves_figure` of ``metrics_csv``; False when it holds no epoch."""
     epochs = read_epoch_rows(metrics_csv)
     if not epochs:
         return False
-    frame = pd.DataFrame(epochs)
+    _save(training_curves_figure(pd.DataFrame(epochs), gain_std_threshold), path)
+    return True
+
+
+def training_curves_figure(frame: pd.DataFrame, gain_std_threshold: float) -> Figure:
+    """Per epoch: both encoders' validation AUC and, when logged (``val/gain_std``), the gain std.
+
+    The epoch axis spans half an epoch either side of the epochs run, so its ticks are whole epochs
+    even for a single one.
+    """
     has_std = "val/gain_std" in frame.columns
     fig = Figure(figsize=(11 if has_std else 6, 4))
     axes = fig.subplots(1, 2 if has_std else 1, squeeze=False)
@@ -117,9 +134,9 @@ def training_curves(metrics_csv: Path, path: Path, gain_std_threshold: float = 0
         ax.set_title("Gain std per epoch", fontsize=10)
         ax.legend()
     for ax in axes[0]:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _save(fig, path)
-    return True
+        ax.set_xlim(frame["epoch"].min() - 0.5, frame["epoch"].max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    return fig
 
 
 def learned_vs_true_rates(rows: pd.DataFrame, beta: np.ndarray, true_beta: np.ndarray, path: Path, min_rows: int) -> None:
