@@ -27,7 +27,7 @@ def _weights(run: Path) -> list[tuple[float, float]]:
 
 
 def test_inverse_warmup_logs_phases_gain_statistics_and_histograms(tiny_config, tmp_path):
-    summary = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4"))
+    summary = train(tiny_config("schedule=inverse_warmup", "trainer.max_epochs=4", "model.student_gamma=true"))
     run = tmp_path / "run"
     assert summary["status"] == "completed"
     assert _weights(run) == [(0.0, 1.0)] * 2 + [(0.7, 0.3)] * 2
