@@ -11,15 +11,16 @@ result collection and the torchmetrics states, which checkpoints do not hold.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-from gainakt.run.lifecycle import say
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -46,8 +47,10 @@ class GracefulInterrupt(L.Callback):
         if signum == signal.SIGINT and self.requested == signal.SIGINT:
             raise KeyboardInterrupt  # pressed twice: stop now
         self.requested = signum
-        say(f"{signal.Signals(signum).name}: stopping before the next training step "
-            "(checkpoints/last.ckpt keeps the last completed epoch; Ctrl-C again stops at once)", err=True)  # fmt: skip
+        message = (f"\n{signal.Signals(signum).name}: stopping before the next training step "
+                   "(checkpoints/last.ckpt keeps the last completed epoch; Ctrl-C again stops at once)\n")
+        with contextlib.suppress(OSError):  # one system call: a handler must not re-enter a buffered stream
+            os.write(sys.stderr.fileno(), message.encode())
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self._stop_if_requested()
