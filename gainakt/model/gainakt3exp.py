@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
-from gainakt.model.encoder import DualStreamEncoder, embed_skill_sets
-from gainakt.model.learning_curve import mastery, mastery_logit
+from gainakt.model.encoder import RECENCY, DualStreamEncoder, embed_skill_sets
+from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, threshold_logit
 
 CHOICES = {
     "gains": ("per_skill", "scalar"),
@@ -26,9 +26,14 @@ CHOICES = {
     "accumulate": ("practiced", "all"),
     "im_target": ("next", "current"),
     "aggregate": ("min", "mean"),
+    "response": ("threshold", "guess_slip"),
+    "recency_enc1": RECENCY,
+    "recency_enc2": RECENCY,
 }
 
-CURVE_PARAMETERS = ("beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature")
+CURVE_PARAMETERS = (
+    "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
+)  # fmt: skip
 
 
 def _softplus_inverse(y: float) -> float:
@@ -71,6 +76,9 @@ class GainAKT3Exp(nn.Module):
         accumulate: str,
         im_target: str,
         aggregate: str,
+        response: str,
+        recency_enc1: str,
+        recency_enc2: str,
         student_gamma: bool,
         beta_init: float,
         saturation_init: float,
@@ -80,13 +88,23 @@ class GainAKT3Exp(nn.Module):
         theta_init: float,
         temperature: float,
         learn_temperature: bool,
+        guess_init: float,
+        slip_init: float,
+        guess_max: float,
+        slip_max: float,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
-                        accumulate=accumulate, im_target=im_target, aggregate=aggregate)  # fmt: skip
+                        accumulate=accumulate, im_target=im_target, aggregate=aggregate, response=response,
+                        recency_enc1=recency_enc1, recency_enc2=recency_enc2)  # fmt: skip
         for key, value in settings.items():
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value!r}; expected one of {', '.join(CHOICES[key])}")
+        if response == "guess_slip" and not (0.0 < guess_init < guess_max <= 0.5 and 0.0 < slip_init < slip_max <= 0.5):
+            raise ValueError(
+                f"guess_init={guess_init}, guess_max={guess_max}, slip_init={slip_init}, slip_max={slip_max}: "
+                "expected 0 < init < max <= 0.5 for both (g + s < 1 keeps p monotone in mastery)"
+            )
         if d_model % n_heads:
             raise ValueError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
         if im_target == "current":
@@ -100,17 +118,18 @@ class GainAKT3Exp(nn.Module):
         self.accumulate = accumulate
         self.im_target = im_target
         self.aggregate = aggregate
+        self.response = response
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
         # Encoder 1: performance.
-        self.encoder1 = DualStreamEncoder(**enc)
+        self.encoder1 = DualStreamEncoder(**enc, recency=recency_enc1)
         self.skill_embedding = nn.Embedding(num_skills, d_model)
         self.enc1_head = nn.Sequential(
             nn.Linear(3 * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
         )
         # Encoder 2: interpretable gains and learning curves.
-        self.encoder2 = DualStreamEncoder(**enc)
+        self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
         self.skill_bias = nn.Parameter(torch.zeros(num_skills, num_skills)) if attention_bias == "skill_aware" else None
         body: nn.Module = nn.Identity()
         if gains_head == "mlp":
@@ -125,7 +144,14 @@ class GainAKT3Exp(nn.Module):
         self.gamma_raw = (
             nn.Parameter(torch.full((max(num_students, 1),), _softplus_inverse(gamma_init))) if student_gamma else None
         )
-        self.theta = nn.Parameter(torch.tensor(float(theta_init)))
+        # threshold: theta itself, clamped to [0, 1] (the original); guess_slip: its logit, so theta
+        # stays strictly inside (0, 1) and never sticks at a bound where the clamp has no gradient.
+        self.theta = nn.Parameter(torch.tensor(theta_init if response == "threshold" else _logit(theta_init)))
+        self.guess_max, self.slip_max = guess_max, slip_max
+        self.guess_raw = self.slip_raw = None
+        if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
+            self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
+            self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -189,6 +215,36 @@ class GainAKT3Exp(nn.Module):
         T = 1 allows (mastery and theta lie in [0, 1]), which on data with ~73 % correct answers
         pushes every gain to saturation."""
         return self.log_temperature.exp()
+
+    @property
+    def mastery_threshold(self) -> torch.Tensor:
+        """theta in [0, 1]: "mastered" <=> mastery >= theta."""
+        return self.theta.clamp(0.0, 1.0) if self.response == "threshold" else torch.sigmoid(self.theta)
+
+    @property
+    def guess(self) -> torch.Tensor | None:
+        """Per-skill guess g_s in (0, guess_max): P(correct) well below the threshold (guess_slip only)."""
+        return None if self.guess_raw is None else self.guess_max * torch.sigmoid(self.guess_raw)
+
+    @property
+    def slip(self) -> torch.Tensor | None:
+        """Per-skill slip s_s in (0, slip_max): P(wrong) well above the threshold (guess_slip only)."""
+        return None if self.slip_raw is None else self.slip_max * torch.sigmoid(self.slip_raw)
+
+    def response_logit(self, skill_mastery: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
+        """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
+        from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
+
+        guess_slip takes the mean guess and slip over the question's skills.
+        """
+        valid = skills >= 0
+        m = aggregate_skills(skill_mastery, valid, self.aggregate)
+        if self.response == "threshold":
+            return threshold_logit(m, self.mastery_threshold, self.temperature)
+        ids = skills.clamp_min(0)
+        guess = aggregate_skills(self.guess[ids], valid, "mean").clamp_min(1e-12)
+        slip = aggregate_skills(self.slip[ids], valid, "mean").clamp_min(1e-12)
+        return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
 
     @property
     def gamma(self) -> torch.Tensor | None:
@@ -275,7 +331,7 @@ class GainAKT3Exp(nn.Module):
             targets = skills
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
-        enc2_logit = mastery_logit(m, nxt >= 0, self.theta, self.temperature, self.aggregate)
+        enc2_logit = self.response_logit(m, nxt)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

@@ -71,6 +71,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.theta_init": _number(0.0, 1.0, high_open=False),
     "model.temperature": _number(0.0, low_open=True),
     "model.variance_weight": _number(0.0),
+    "model.guess_init": _number(0.0, 0.5, low_open=True),
+    "model.slip_init": _number(0.0, 0.5, low_open=True),
+    "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
+    "model.slip_max": _number(0.0, 0.5, low_open=True, high_open=False),
     "trainer.max_epochs": _int(1),
 }
 RULES.update(
@@ -93,6 +97,10 @@ def check_values(cfg: DictConfig) -> None:
     d_model, n_heads = OmegaConf.select(cfg, "model.d_model"), OmegaConf.select(cfg, "model.n_heads")
     if d_model and n_heads and d_model % n_heads:
         raise ConfigError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
+    for name in ("guess", "slip"):
+        init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
+        if init is not None and top is not None and init >= top:
+            raise ConfigError(f"model.{name}_init={init} must be below model.{name}_max={top}")
     window, max_len = OmegaConf.select(cfg, "data.window"), OmegaConf.select(cfg, "model.max_len")
     if window and max_len and window > max_len:
         raise ConfigError(f"data.window={window} exceeds model.max_len={max_len}")

@@ -49,6 +49,37 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
     return {"advice": advice + ("; " + "; ".join(notes) if notes else ""), "override": override}
 
 
+def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """Encoder 2's response model as a researcher reads it: theta, T, guess/slip (summarised over
+    skills) and, per split, the share of scored steps below the threshold (mastery before the
+    answer < theta: "not mastered") and the share predicted wrong (encoder-2 p < 0.5)."""
+    theta = params["theta"]
+    out: dict[str, Any] = {"form": params["options"].get("response"), "theta": theta,
+                           "temperature": params["temperature"]}  # fmt: skip
+    for name in ("guess", "slip"):
+        values = params.get(name)
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64)
+            out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+    splits = sorted(rows["split"].unique())
+    out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
+    out["share_predicted_wrong"] = {sp: float((rows.loc[rows["split"] == sp, "enc2_prob"] < 0.5).mean()) for sp in splits}
+    return out
+
+
+def _response_lines(model: dict[str, Any]) -> list[str]:
+    lines = ["", "## Response model of encoder 2", "", f"Form: `{model['form']}`; theta {_fmt(model['theta'])}, "
+             f"T {_fmt(model['temperature'])}."]  # fmt: skip
+    for name in ("guess", "slip"):
+        if name in model:
+            g = model[name]
+            lines.append(f"{name.capitalize()} over skills: mean {_fmt(g['mean'])}, min {_fmt(g['min'])}, max {_fmt(g['max'])}.")
+    lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
+    lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
+              for sp, share in model["share_below_theta"].items()]  # fmt: skip
+    return lines
+
+
 def _fmt(value: float | None, integral: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -83,6 +114,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Ground-truth recovery (synthetic data)", "",
                   "| # | check | value | threshold | result |", "|---|---|---|---|---|"]  # fmt: skip
         lines += ["|".join(table_row(c).split("|")[:-2]) + "|" for c in report["recovery"]]
+    if report.get("response_model"):
+        lines += _response_lines(report["response_model"])
     tree = report["decision"]
     lines += ["", "## Next step (the seed document's decision tree)", "", tree["advice"] + "."]
     if tree["override"]:
@@ -114,6 +147,7 @@ def verification_report(
         "checks_total": len(checks),
         "checks_not_computable": sum(c.passed is None for c in checks),
         "decision": decision(by_id[1].value, by_id[11].value, model_options),
+        "response_model": params.get("response_model"),
     }
 
 
@@ -124,7 +158,8 @@ def verify(
 ) -> dict[str, Any]:  # fmt: skip
     """Extract trajectories, run the checks and write every verification output into ``out_dir``.
 
-    Returns the summary entries (``checks_passed``, ``checks_total``, ``checks_not_computable``).
+    Returns the summary entries (``checks_passed``, ``checks_total``, ``checks_not_computable``, and
+    the response model's ``theta``, ``share_below_theta`` and ``share_predicted_wrong`` on the test rows).
     """
     folder = RunFolder(out_dir)
     rows = extract(net, datamodule, device=device)
@@ -132,6 +167,7 @@ def verify(
     assert datamodule.data is not None
     if datamodule.data.skill_ids is not None:
         params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
+    params["response_model"] = response_model(rows, params)
     write_csv(rows, folder.trajectories)
     write_json_atomic(folder.parameters, params)
     truth = datamodule.data.truth or None
@@ -145,4 +181,7 @@ def verify(
                     min_rows_per_skill=thresholds.min_rows_per_skill, gain_std_threshold=thresholds.gain_std)  # fmt: skip
     print(f"Verification: {report['checks_passed']}/{report['checks_total']} checks passed "
           f"on {report['rows']} test rows; see {folder.verification_md}", flush=True)  # fmt: skip
-    return {k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")}
+    model = params["response_model"]
+    return {**{k: report[k] for k in ("checks_passed", "checks_total", "checks_not_computable")},
+            "theta": model["theta"], "share_below_theta": model["share_below_theta"].get("test"),
+            "share_predicted_wrong": model["share_predicted_wrong"].get("test")}  # fmt: skip
