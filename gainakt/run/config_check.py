@@ -43,8 +43,11 @@ def _number(low: float, high: float | None = None, low_open: bool = False, high_
 
 _BOOL = (lambda v: isinstance(v, bool)), "true or false"
 
+MONITORS = ("val/mean_auc", "val/enc1_auc", "val/enc2_auc")  # validation metrics a checkpoint can be chosen by (max)
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _int(0),
+    "monitor": ((lambda v: v in MONITORS), " | ".join(MONITORS)),
     "optim.lr": _number(0.0, low_open=True),
     "optim.weight_decay": _number(0.0),
     "optim.gains_lr_mult": _number(0.0, low_open=True),
