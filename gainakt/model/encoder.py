@@ -138,16 +138,9 @@ class DualStreamEncoder(nn.Module):
     """Token + position embeddings for both streams, then ``n_blocks`` dual-stream blocks."""
 
     def __init__(
-        self,
-        num_skills: int,
-        d_model: int,
-        n_heads: int,
-        n_blocks: int,
-        d_ff: int,
-        dropout: float,
-        max_len: int,
+        self, num_skills: int, d_model: int, n_heads: int, n_blocks: int, d_ff: int, dropout: float, max_len: int,
         recency: str,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__()
         self.num_skills = num_skills
         self.max_len = max_len
