@@ -69,16 +69,18 @@ def test_mastery_is_monotone_for_every_skill(accumulate, gains):
 
 
 @pytest.mark.parametrize(
-    ("accumulate", "attention_bias", "recency_enc1", "recency_enc2"),
-    [("practiced", "none", "none", "none"), ("all", "none", "none", "none"),
-     ("practiced", "skill_aware", "none", "none"), ("all", "skill_aware", "none", "none"),
-     ("practiced", "none", "linear", "linear"), ("practiced", "skill_aware", "linear", "monotonic"),
-     ("all", "none", "monotonic", "monotonic"), ("practiced", "skill_aware", "monotonic", "linear")],
+    ("accumulate", "attention_bias", "recency_enc1", "recency_enc2", "response", "response_ability"),
+    [("practiced", "none", "none", "none", "threshold", False), ("all", "none", "none", "none", "guess_slip", True),
+     ("practiced", "skill_aware", "none", "none", "guess_slip", False), ("all", "skill_aware", "none", "none", "threshold", False),
+     ("practiced", "none", "linear", "linear", "guess_slip", True), ("practiced", "skill_aware", "linear", "monotonic", "threshold", False),
+     ("all", "none", "monotonic", "monotonic", "guess_slip", False), ("practiced", "skill_aware", "monotonic", "linear", "guess_slip", True)],
 )  # fmt: skip
-def test_predictions_never_see_future_responses(accumulate, attention_bias, recency_enc1, recency_enc2):
+def test_predictions_never_see_future_responses(accumulate, attention_bias, recency_enc1, recency_enc2, response,
+                                                response_ability):  # fmt: skip
     torch.manual_seed(0)
     net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16, accumulate=accumulate,
-                   attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2).eval()  # fmt: skip
+                   attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
+                   response_ability=response_ability).eval()  # fmt: skip
     if net.skill_bias is not None:
         torch.nn.init.normal_(net.skill_bias)
     skills, responses, _ = _batch()

@@ -10,7 +10,7 @@ import torch
 from gainakt.errors import ConfigError
 from gainakt.model.encoder import RECENCY, DualStreamBlock, monotonic_attention
 from gainakt.model.gainakt3exp import CHOICES
-from gainakt.model.learning_curve import guess_slip_logit
+from gainakt.model.learning_curve import guess_slip_logit, running_ability
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_values
 from tests.conftest import make_net
@@ -34,22 +34,28 @@ def _scramble(net, scale: float) -> None:
                 p.copy_(torch.randn(p.shape, generator=g) * scale)
 
 
-def _grid_probability(net, skills: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _grid_probability(net, skills: torch.Tensor, ability: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
+    if ability is not None:
+        ability = ability.expand(len(m), -1)
     with torch.no_grad():
-        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1)))
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability))
     return m, p
 
 
-@pytest.mark.parametrize("response", RESPONSES)
+FORMS = [(r, False) for r in RESPONSES] + [("guess_slip", True)]
+
+
+@pytest.mark.parametrize(("response", "response_ability"), FORMS)
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
-def test_probability_is_monotone_in_mastery(response, aggregate):
-    net = _net(response, aggregate=aggregate)
+def test_probability_is_monotone_in_mastery(response, response_ability, aggregate):
+    net = _net(response, aggregate=aggregate, response_ability=response_ability)
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
-    _, p = _grid_probability(net, skills)
+    ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
+    _, p = _grid_probability(net, skills, ability)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
     if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1
@@ -102,6 +108,27 @@ def test_theta_is_never_stuck_at_a_bound():
         loss.backward()
         stuck = net.theta.grad is None or float(net.theta.grad) == 0.0
         assert stuck == (response == "threshold"), response
+
+
+def test_ability_raises_the_guess_and_lowers_the_slip():
+    net = _net("guess_slip", response_ability=True)
+    skills = torch.zeros(3, 1, dtype=torch.long)
+    ability = torch.tensor([-2.0, 0.0, 2.0])
+    with torch.no_grad():
+        net.log_temperature.fill_(math.log(0.01))
+        low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, ability))  # far below theta: ~ guess
+        net.theta.fill_(-6.0)  # theta ~ 0: everyone mastered, p ~ 1 - slip
+        high = torch.sigmoid(net.response_logit(torch.ones(3, 1), skills, ability))
+    assert (low[1:] > low[:-1]).all() and (high[1:] > high[:-1]).all()
+    assert torch.allclose(low[1], net.guess[0], atol=1e-3)  # ability 0 (no evidence): the skill's own guess
+
+
+def test_running_ability_counts_only_the_past_and_real_steps():
+    responses = torch.tensor([[1, 1, 0, 1, 0, 0]])
+    valid = torch.tensor([[True, True, True, True, False, False]])
+    a = running_ability(responses, valid)
+    expected = torch.tensor([[2 / 1, 3 / 1, 3 / 2, 4 / 2, 4 / 2, 4 / 2]]).log()  # (c + 1) / (wrong + 1)
+    assert torch.allclose(a, expected)
 
 
 def test_guess_slip_logit_is_finite_at_the_extremes():

@@ -16,7 +16,7 @@ from torch import nn
 
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
 from gainakt.model.encoder import RECENCY, DualStreamEncoder, embed_skill_sets
-from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, threshold_logit
+from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
 
 CHOICES = {
     "gains": ("per_skill", "scalar"),
@@ -33,6 +33,7 @@ CHOICES = {
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
+    "ability_weight_raw",
 )  # fmt: skip
 
 
@@ -92,6 +93,7 @@ class GainAKT3Exp(nn.Module):
         slip_init: float,
         guess_max: float,
         slip_max: float,
+        response_ability: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -152,6 +154,10 @@ class GainAKT3Exp(nn.Module):
         if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
             self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
             self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
+        if response_ability and response != "guess_slip":
+            raise ValueError("response_ability=true needs response=guess_slip (it moves the guess and slip)")
+        # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip.
+        self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -231,19 +237,34 @@ class GainAKT3Exp(nn.Module):
         """Per-skill slip s_s in (0, slip_max): P(wrong) well above the threshold (guess_slip only)."""
         return None if self.slip_raw is None else self.slip_max * torch.sigmoid(self.slip_raw)
 
-    def response_logit(self, skill_mastery: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
+    @property
+    def ability_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0, or None without ``response_ability``."""
+        return None if self.ability_weight_raw is None else nn.functional.softplus(self.ability_weight_raw)
+
+    def response_logit(
+        self, skill_mastery: torch.Tensor, skills: torch.Tensor, ability: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
 
-        guess_slip takes the mean guess and slip over the question's skills.
+        guess_slip takes the mean guess and slip over the question's skills; with
+        ``response_ability`` they move with ``ability`` ([...], the student's running ability
+        before the answer; None counts as no evidence, 0): g = guess_max * sigmoid(raw_s + w_g * a),
+        s = slip_max * sigmoid(raw_s - w_s * a). Mastery alone still decides "mastered".
         """
         valid = skills >= 0
         m = aggregate_skills(skill_mastery, valid, self.aggregate)
         if self.response == "threshold":
             return threshold_logit(m, self.mastery_threshold, self.temperature)
         ids = skills.clamp_min(0)
-        guess = aggregate_skills(self.guess[ids], valid, "mean").clamp_min(1e-12)
-        slip = aggregate_skills(self.slip[ids], valid, "mean").clamp_min(1e-12)
+        guess_raw, slip_raw = self.guess_raw[ids], self.slip_raw[ids]
+        weight = self.ability_weight
+        if weight is not None and ability is not None:
+            guess_raw = guess_raw + weight[0] * ability[..., None]
+            slip_raw = slip_raw - weight[1] * ability[..., None]
+        guess = aggregate_skills(self.guess_max * torch.sigmoid(guess_raw), valid, "mean").clamp_min(1e-12)
+        slip = aggregate_skills(self.slip_max * torch.sigmoid(slip_raw), valid, "mean").clamp_min(1e-12)
         return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
 
     @property
@@ -331,7 +352,8 @@ class GainAKT3Exp(nn.Module):
             targets = skills
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
-        enc2_logit = self.response_logit(m, nxt)
+        ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
+        enc2_logit = self.response_logit(m, nxt, ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

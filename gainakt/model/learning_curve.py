@@ -47,6 +47,14 @@ def guess_slip_logit(
     return log_p - log_q
 
 
+def running_ability(responses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """A causal estimate of each student's ability after each step: [B, L] logit of the Laplace
+    estimate (correct + 1) / (answered + 2) over steps 0..t of the window (0 before any evidence)."""
+    answered = valid.float().cumsum(-1)
+    correct = (responses.float() * valid).cumsum(-1)
+    return torch.log(correct + 1.0) - torch.log(answered - correct + 1.0)
+
+
 def aggregate_skills(values: torch.Tensor, valid: torch.Tensor, aggregate: str) -> torch.Tensor:
     """Combine [..., K] per-skill values of a question over its ``valid`` skills: ``min`` or ``mean``.
 
