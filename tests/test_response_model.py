@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gainakt.errors import ConfigError
-from gainakt.model.encoder import RECENCY, DualStreamBlock, monotonic_attention
+from gainakt.model.encoder import RECENCY, CausalAttention, monotonic_attention
 from gainakt.model.gainakt3exp import CHOICES
 from gainakt.model.learning_curve import guess_slip_logit, running_ability
 from gainakt.run.config import compose_config
@@ -160,7 +160,7 @@ def re_escape(text: str) -> str:
 @pytest.mark.parametrize("recency", [r for r in RECENCY if r != "none"])
 def test_recency_makes_equal_content_fade_with_distance(recency):
     """With the same content score for every past step, attention weight falls with distance."""
-    block = DualStreamBlock(d_model=4, n_heads=2, d_ff=4, dropout=0.0, recency=recency)
+    block = CausalAttention(d_model=4, n_heads=2, recency=recency)
     steps = 12
     q = torch.zeros(1, 2, steps, 2)
     k = torch.zeros(1, 2, steps, 2)
@@ -180,7 +180,15 @@ def test_recency_makes_equal_content_fade_with_distance(recency):
 def test_recency_parameters_are_decay_rates_not_decayed_by_weight_decay():
     net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, recency_enc1="linear",
                    recency_enc2="monotonic")  # fmt: skip
-    rates = [b.decay_raw for enc in (net.encoder1, net.encoder2) for b in enc.blocks]
+    rates = [b.attention.decay_raw for enc in (net.encoder1, net.encoder2) for b in enc.blocks]
     assert all(r is not None and r.shape == (2,) for r in rates)
     decayed = {id(p) for g in net.optimizer_groups() if g["decay"] for p in g["params"]}
     assert not any(id(r) in decayed for r in rates)
+
+
+def test_retriever_belongs_to_encoder1():
+    """Frozen with encoder 1 (w_bce = 0), and encoder 2 never sees it."""
+    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, retriever=True, recency_enc1="monotonic")
+    own = {id(p) for p in net.retriever.parameters()}
+    assert own and own <= {id(p) for p in net.encoder1_parameters()}
+    assert not own & {id(p) for p in net.encoder2_parameters()}

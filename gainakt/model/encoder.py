@@ -75,10 +75,14 @@ def monotonic_attention(
     return torch.softmax(scores, dim=-1) @ v
 
 
-class DualStreamBlock(nn.Module):
-    """One post-LayerNorm block: attention (Q, K from context, V from value), FFN on context."""
+class CausalAttention(nn.Module):
+    """Multi-head attention of step t over steps 0..t, with the block's recency option.
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, recency: str) -> None:
+    Queries, keys and values come from separate inputs, so the same module serves the dual-stream
+    blocks (Q, K from context, V from value) and encoder 1's retriever (Q from the next question).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, recency: str) -> None:
         super().__init__()
         if recency not in RECENCY:
             raise ValueError(f"recency={recency!r}; expected one of {', '.join(RECENCY)}")
@@ -95,11 +99,6 @@ class DualStreamBlock(nn.Module):
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
-        self.norm_attn = nn.LayerNorm(d_model)
-        self.norm_ffn = nn.LayerNorm(d_model)
-        self.norm_value = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
 
     @property
     def decay(self) -> torch.Tensor | None:
@@ -111,12 +110,11 @@ class DualStreamBlock(nn.Module):
         return x.view(b, steps, self.n_heads, d // self.n_heads).transpose(1, 2)
 
     def forward(
-        self, ctx: torch.Tensor, val: torch.Tensor, bias: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        b, steps, d = ctx.shape
-        q, k, v = self._heads(self.query(ctx)), self._heads(self.key(ctx)), self._heads(self.value(val))
-        # Dropout acts on the block's outputs, not on attention weights: a [B, H, L, L] mask per
-        # block costs more than the rest of the block on a CPU.
+        self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B, L, d] each -> [B, L, d]; ``bias``: optional additive [B, 1, L, L] scores holding the causal mask."""
+        b, steps, d = queries.shape
+        q, k, v = self._heads(self.query(queries)), self._heads(self.key(keys)), self._heads(self.value(values))
         if self.recency == "monotonic":
             attn = monotonic_attention(q, k, v, self.decay, bias)
         elif self.recency == "linear":
@@ -127,7 +125,27 @@ class DualStreamBlock(nn.Module):
             attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        attn = self.dropout(self.out(attn.transpose(1, 2).reshape(b, steps, d)))
+        return self.out(attn.transpose(1, 2).reshape(b, steps, d))
+
+
+class DualStreamBlock(nn.Module):
+    """One post-LayerNorm block: attention (Q, K from context, V from value), FFN on context."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, recency: str) -> None:
+        super().__init__()
+        self.attention = CausalAttention(d_model, n_heads, recency)
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.norm_ffn = nn.LayerNorm(d_model)
+        self.norm_value = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, ctx: torch.Tensor, val: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Dropout acts on the block's outputs, not on attention weights: a [B, H, L, L] mask per
+        # block costs more than the rest of the block on a CPU.
+        attn = self.dropout(self.attention(ctx, ctx, val, bias))
         ctx = self.norm_attn(ctx + attn)
         ctx = self.norm_ffn(ctx + self.dropout(self.ffn(ctx)))
         val = self.norm_value(val + attn)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
-from gainakt.model.encoder import RECENCY, DualStreamEncoder, embed_skill_sets
+from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
 from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
 
 CHOICES = {
@@ -80,6 +80,7 @@ class GainAKT3Exp(nn.Module):
         response: str,
         recency_enc1: str,
         recency_enc2: str,
+        retriever: bool,
         student_gamma: bool,
         beta_init: float,
         saturation_init: float,
@@ -127,8 +128,10 @@ class GainAKT3Exp(nn.Module):
         # Encoder 1: performance.
         self.encoder1 = DualStreamEncoder(**enc, recency=recency_enc1)
         self.skill_embedding = nn.Embedding(num_skills, d_model)
+        # AKT's knowledge retriever: the next question asks the past states what they say about it.
+        self.retriever = CausalAttention(d_model, n_heads, recency_enc1) if retriever else None
         self.enc1_head = nn.Sequential(
-            nn.Linear(3 * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+            nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
         )
         # Encoder 2: interpretable gains and learning curves.
         self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
@@ -171,7 +174,7 @@ class GainAKT3Exp(nn.Module):
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
-        modules = (self.encoder1, self.skill_embedding, self.enc1_head)
+        modules = [self.encoder1, self.skill_embedding, self.enc1_head] + ([self.retriever] if self.retriever else [])
         return [p for m in modules for p in m.parameters()]
 
     def gains_head_parameters(self) -> list[nn.Parameter]:
@@ -342,7 +345,10 @@ class GainAKT3Exp(nn.Module):
         ctx1, val1 = self.encoder1(skills, responses)
         nxt = skills[:, 1:]
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
-        enc1_logit = self.enc1_head(torch.cat([ctx1[:, :-1], val1[:, :-1], next_skill], -1)).squeeze(-1)
+        features = [ctx1[:, :-1], val1[:, :-1], next_skill]
+        if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
+            features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
+        enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":

@@ -69,6 +69,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.learn_temperature": _BOOL,
     "model.learn_offset": _BOOL,
     "model.response_ability": _BOOL,
+    "model.retriever": _BOOL,
     "model.beta_init": _number(0.0, low_open=True),
     "model.saturation_init": _number(0.0, 1.0, low_open=True),
     "model.gamma_init": _number(0.0, low_open=True),
