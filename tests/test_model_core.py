@@ -55,7 +55,7 @@ def test_gathered_accumulation_equals_reference(inclusive):
 def test_mastery_is_monotone_for_every_skill(accumulate, gains):
     torch.manual_seed(0)
     net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
-                      accumulate=accumulate, gains=gains).eval()  # fmt: skip
+                      accumulate=accumulate, gains=gains, student_gamma=True).eval()  # fmt: skip
     with torch.no_grad():  # make the curve parameters diverse, incl. beta and gamma far from init
         net.beta_raw.normal_(0.0, 2.0)
         net.gamma_raw.normal_(0.0, 2.0)
@@ -129,7 +129,7 @@ def _configured_module(*overrides: str):
 @pytest.mark.parametrize("optim", ["adam", "adamw"])
 def test_optimizer_is_configured_with_the_model_groups(optim):
     module, cfg = _configured_module(f"optim={optim}", "optim.lr=2e-3", "optim.gains_lr_mult=3", "optim.curve_lr_mult=20",
-                                     "model.attention_bias=skill_aware")  # fmt: skip
+                                     "model.attention_bias=skill_aware", "model.student_gamma=true")  # fmt: skip
     optimizer = module.configure_optimizers()
     assert type(optimizer) is {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optim]
     groups = optimizer.param_groups

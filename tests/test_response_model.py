@@ -20,6 +20,7 @@ RESPONSES = CHOICES["response"]
 
 
 def _net(response: str, **options):
+    options.setdefault("response_ability", False)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -144,9 +145,10 @@ def test_guess_slip_logit_is_finite_at_the_extremes():
     ("guess_init", 0.5, "model.guess_init=0.5: expected a number in (0.0, 0.5)"),
     ("slip_max", 0.6, "model.slip_max=0.6: expected a number in (0.0, 0.5]"),
     ("guess_max", 0.2, "model.guess_init=0.25 must be below model.guess_max=0.2"),
+    ("response", "threshold", "model.response_ability=true needs model.response=guess_slip"),
 ])  # fmt: skip
 def test_guess_and_slip_settings_are_checked(name, value, says):
-    cfg = compose_config("config", [f"model.{name}={value}"])
+    cfg = compose_config("config", [f"model.{name}={value}", "model.response_ability=true"])
     with pytest.raises(ConfigError, match=re_escape(says)):
         check_values(cfg)
 
