@@ -146,6 +146,7 @@ def test_guess_slip_logit_is_finite_at_the_extremes():
     ("slip_max", 0.6, "model.slip_max=0.6: expected a number in (0.0, 0.5]"),
     ("guess_max", 0.2, "model.guess_init=0.25 must be below model.guess_max=0.2"),
     ("response", "threshold", "model.response_ability=true needs model.response=guess_slip"),
+    ("theta_init", 1.0, "model.theta_init=1.0: model.response=guess_slip learns theta strictly inside (0, 1)"),
 ])  # fmt: skip
 def test_guess_and_slip_settings_are_checked(name, value, says):
     cfg = compose_config("config", [f"model.{name}={value}", "model.response_ability=true"])

@@ -103,10 +103,12 @@ class GainAKT3Exp(nn.Module):
         for key, value in settings.items():
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value!r}; expected one of {', '.join(CHOICES[key])}")
-        if response == "guess_slip" and not (0.0 < guess_init < guess_max <= 0.5 and 0.0 < slip_init < slip_max <= 0.5):
+        if response == "guess_slip" and not (0.0 < guess_init < guess_max <= 0.5 and 0.0 < slip_init < slip_max <= 0.5
+                                             and 0.0 < theta_init < 1.0):  # fmt: skip
             raise ValueError(
-                f"guess_init={guess_init}, guess_max={guess_max}, slip_init={slip_init}, slip_max={slip_max}: "
-                "expected 0 < init < max <= 0.5 for both (g + s < 1 keeps p monotone in mastery)"
+                f"guess_init={guess_init}, guess_max={guess_max}, slip_init={slip_init}, slip_max={slip_max}, "
+                f"theta_init={theta_init}: expected 0 < init < max <= 0.5 for guess and slip (g + s < 1 keeps p "
+                "monotone in mastery) and theta_init strictly inside (0, 1)"
             )
         if d_model % n_heads:
             raise ValueError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
@@ -151,7 +153,7 @@ class GainAKT3Exp(nn.Module):
         )
         # threshold: theta itself, clamped to [0, 1] (the original); guess_slip: its logit, so theta
         # stays strictly inside (0, 1) and never sticks at a bound where the clamp has no gradient.
-        self.theta = nn.Parameter(torch.tensor(theta_init if response == "threshold" else _logit(theta_init)))
+        self.theta = nn.Parameter(torch.tensor(float(theta_init) if response == "threshold" else _logit(theta_init)))
         self.guess_max, self.slip_max = guess_max, slip_max
         self.guess_raw = self.slip_raw = None
         if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise

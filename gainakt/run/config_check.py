@@ -102,6 +102,9 @@ def check_values(cfg: DictConfig) -> None:
     d_model, n_heads = OmegaConf.select(cfg, "model.d_model"), OmegaConf.select(cfg, "model.n_heads")
     if d_model and n_heads and d_model % n_heads:
         raise ConfigError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
+    theta = OmegaConf.select(cfg, "model.theta_init")
+    if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
+        raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
     if OmegaConf.select(cfg, "model.response_ability") and OmegaConf.select(cfg, "model.response") == "threshold":
         raise ConfigError("model.response_ability=true needs model.response=guess_slip (it moves the guess and slip); "
                           "with model.response=threshold add model.response_ability=false")
