@@ -56,7 +56,8 @@ class GainMonitor(L.Callback):
         net, step = pl_module.net, trainer.current_epoch
         writer = tensorboard.experiment
         writer.add_histogram("val/gains", torch.cat(self._gains), step)
-        params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.theta}
+        params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.mastery_threshold,
+                  "guess": net.guess, "slip": net.slip}  # fmt: skip
         for name, value in params.items():
             if value is not None:
                 writer.add_histogram(f"params/{name}", value.detach().float().cpu().reshape(-1), step)

@@ -67,12 +67,19 @@ def test_mastery_is_monotone_for_every_skill(accumulate, gains):
     assert (trace["mastery_after"] >= trace["mastery_before"]).all()
 
 
-@pytest.mark.parametrize("accumulate", ["practiced", "all"])
-@pytest.mark.parametrize("attention_bias", ["none", "skill_aware"])
-def test_predictions_never_see_future_responses(accumulate, attention_bias):
+@pytest.mark.parametrize(
+    ("accumulate", "attention_bias", "recency_enc1", "recency_enc2", "response", "response_ability"),
+    [("practiced", "none", "none", "none", "threshold", False), ("all", "none", "none", "none", "guess_slip", True),
+     ("practiced", "skill_aware", "none", "none", "guess_slip", False), ("all", "skill_aware", "none", "none", "threshold", False),
+     ("practiced", "none", "linear", "linear", "guess_slip", True), ("practiced", "skill_aware", "linear", "monotonic", "threshold", False),
+     ("all", "none", "monotonic", "monotonic", "guess_slip", False), ("practiced", "skill_aware", "monotonic", "linear", "guess_slip", True)],
+)  # fmt: skip
+def test_predictions_never_see_future_responses(accumulate, attention_bias, recency_enc1, recency_enc2, response,
+                                                response_ability):  # fmt: skip
     torch.manual_seed(0)
-    net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16,
-                      accumulate=accumulate, attention_bias=attention_bias).eval()  # fmt: skip
+    net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16, accumulate=accumulate,
+                   attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
+                   response_ability=response_ability, retriever=response_ability).eval()  # fmt: skip
     if net.skill_bias is not None:
         torch.nn.init.normal_(net.skill_bias)
     skills, responses, _ = _batch()
@@ -131,9 +138,9 @@ def test_optimizer_is_configured_with_the_model_groups(optim):
     decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
     assert cfg.optim.weight_decay > 0 and decayed
     never = [net.beta_raw, net.saturation_raw, net.gamma_raw, net.theta, net.offset, net.log_temperature, net.skill_bias,
-             net.gains_out.bias, net.encoder1.blocks[0].norm_attn.weight, net.encoder1.blocks[0].query.bias]  # fmt: skip
+             net.gains_out.bias, net.encoder1.blocks[0].norm_attn.weight, net.encoder1.blocks[0].attention.query.bias]  # fmt: skip
     assert not any(id(p) in decayed for p in never)
-    assert id(net.encoder1.blocks[0].query.weight) in decayed and id(net.gains_out.weight) in decayed
+    assert id(net.encoder1.blocks[0].attention.query.weight) in decayed and id(net.gains_out.weight) in decayed
     curve = {id(p) for g in groups if g["name"] == "curve" for p in g["params"]}
     assert curve == {id(p) for p in net.curve_parameters()}
     counted = [id(p) for g in groups for p in g["params"]]

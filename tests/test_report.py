@@ -31,13 +31,31 @@ def test_mean_and_std_over_seeds_per_configuration(tmp_path):
                   {"status": "completed", "seed": seed, "test/enc2_auc": auc, "val/gain_std": auc / 10})  # fmt: skip
     report = write_report(tmp_path)
     table = pd.read_csv(tmp_path / "report.csv")
-    assert report.params == ["schedule"] and report.swept_seed
-    assert list(table["schedule"]) == ["a", "b"] and list(table["n_seeds"]) == [3, 2]
+    assert report.params == ["schedule"] and report.repeats == ["seed"]
+    assert list(table["schedule"]) == ["a", "b"] and list(table["n_runs"]) == [3, 2]
     assert table["test/enc2_auc_mean"].tolist() == pytest.approx([0.70, 0.525])
     assert table["test/enc2_auc_std"].tolist() == pytest.approx([0.1, pd.Series([0.5, 0.55]).std()])
     md = (tmp_path / "report.md").read_text()
     assert "0.7000 ± 0.1000" in md and "multirun.yaml" in md  # says missing jobs cannot be detected
     assert (tmp_path / "plot_schedule.png").read_bytes().startswith(PNG)
+
+
+def test_folds_are_repeats_like_seeds(tmp_path):
+    """A 5-fold sweep (-m data.fold=0,...,4) of two configurations gives one row per configuration."""
+    for number, (response, fold) in enumerate((r, f) for r in ("guess_slip", "threshold") for f in range(5)):
+        auc = 0.70 + 0.01 * fold + (0.0 if response == "guess_slip" else -0.05)
+        _fake_job(tmp_path / str(number), [f"model.response={response}", f"data.fold={fold}", "data=assist2015"],
+                  {"status": "completed", "seed": 42, "test/enc2_auc": auc, "theta": 0.4})  # fmt: skip
+    report = write_report(tmp_path)
+    table = pd.read_csv(tmp_path / "report.csv")
+    assert report.params == ["model.response"] and report.repeats == ["data.fold"]
+    assert table["model.response"].tolist() == ["guess_slip", "threshold"]
+    assert table["n_runs"].tolist() == [5, 5] and table["folds"].tolist() == ["0 1 2 3 4"] * 2
+    folds = pd.Series([0.70 + 0.01 * f for f in range(5)])
+    assert table["test/enc2_auc_mean"].tolist() == pytest.approx([folds.mean(), folds.mean() - 0.05])
+    assert table["test/enc2_auc_std"].tolist() == pytest.approx([folds.std()] * 2)
+    md = (tmp_path / "report.md").read_text()
+    assert "mean ± std over folds (data.fold)" in md and f"{folds.mean():.4f} ± {folds.std():.4f}" in md
 
 
 def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):
@@ -62,7 +80,7 @@ def test_multirun_then_report(tmp_path):
     assert main([str(sweep)]) == 0
     table = pd.read_csv(sweep / "report.csv")
     assert table["schedule.phase1_frac"].tolist() == [0.34, 0.5]
-    assert table["n_seeds"].tolist() == [2, 2] and table["seeds"].tolist() == ["1 2", "1 2"]
+    assert table["n_runs"].tolist() == [2, 2] and table["seeds"].tolist() == ["1 2", "1 2"]
     assert table["val/gain_std_mean"].notna().all() and table["test/enc2_auc_std"].notna().all()
     assert (sweep / "plot_schedule.phase1_frac.png").read_bytes().startswith(PNG)
 
@@ -75,7 +93,7 @@ def test_multirun_then_report(tmp_path):
     (sweep / "3" / "summary.json").write_text(json.dumps({**summary3, "status": "failed", "error": "boom at epoch 1"}))
     report = write_report(sweep)
     table = pd.read_csv(sweep / "report.csv")
-    assert table["n_seeds"].tolist() == [1, 0] and table["n_failed"].tolist() == [1, 2]
+    assert table["n_runs"].tolist() == [1, 0] and table["n_failed"].tolist() == [1, 2]
     problems = {job.name: job.problem for job in report.jobs if not job.ok}
     assert set(problems) == {"1", "2", "3"}
     assert "missing" in problems["1"] and "no summary.json" in problems["2"] and "boom at epoch 1" in problems["3"]

@@ -102,7 +102,7 @@ def test_early_stopping_ignores_epochs_with_frozen_encoder1(tmp_path):
     # Encoder 1's AUC cannot change while it is frozen; plain early stopping with patience 1 would
     # stop after epoch 1, before phase 2 begins.
     overrides = ("schedule=inverse_warmup", "schedule.phase1_epochs=3", "trainer.max_epochs=4",
-                 "callbacks.early_stopping.patience=1")  # fmt: skip
+                 "callbacks.early_stopping.patience=1", "monitor=val/enc1_auc")  # fmt: skip
     assert train(run_config(tmp_path / "aware", list(overrides)))["epochs_run"] == 4
     plain = train(run_config(tmp_path / "plain", [*overrides, "callbacks.early_stopping.loss_weight=null"]))
     assert plain["epochs_run"] < 4

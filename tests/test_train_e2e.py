@@ -56,3 +56,26 @@ def test_format_is_detected_and_logged_once_per_run(tiny_config, caplog):
     assert summary["status"] == "completed", summary.get("error")
     detected = [r.getMessage() for r in caplog.records if "data.format=auto" in r.getMessage()]
     assert len(detected) == 1, detected
+
+
+def test_summary_reports_the_epoch_best_ckpt_holds_whatever_the_monitor(tiny_config, tmp_path):
+    """best_epoch is read from best.ckpt, and the summary's validation metrics are that epoch's row;
+    val/mean_auc is the mean of the two encoders' validation AUCs."""
+    import pytest
+    import torch
+
+    for monitor in ("val/enc2_auc", "val/mean_auc"):
+        cfg = tiny_config("trainer.max_epochs=3", f"monitor={monitor}", f"run_dir={tmp_path / monitor.replace('/', '_')}")
+        summary = train(cfg)
+        run = tmp_path / monitor.replace("/", "_")
+        held = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+        with open(run / "metrics.csv") as handle:
+            rows = {int(r["epoch"]): r for r in csv.DictReader(handle)}
+        for row in rows.values():
+            mean = (float(row["val/enc1_auc"]) + float(row["val/enc2_auc"])) / 2
+            assert float(row["val/mean_auc"]) == pytest.approx(mean, abs=1e-6)
+        assert summary["best_epoch"] == held["epoch"]
+        best = max(rows, key=lambda e: (float(rows[e][monitor]), -e))
+        assert held["epoch"] == best, monitor
+        for key in ("val/enc1_auc", "val/enc2_auc", "val/mean_auc"):
+            assert summary[key] == pytest.approx(float(rows[best][key])), key

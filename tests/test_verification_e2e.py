@@ -62,7 +62,15 @@ def test_run_folder_has_verification_outputs(trained_run):
     text = (run / "verification.md").read_text()
     assert "| 7 | encoder-2 AUC |" in text and "decision tree" in text and "## Baselines" in text
     params = json.loads((run / "parameters.json").read_text())
-    assert len(params["beta"]) == 6 and 0.0 <= params["theta"] <= 1.0
+    assert len(params["beta"]) == 6 and 0.0 < params["theta"] < 1.0
+    assert len(params["guess"]) == len(params["slip"]) == 6
+    model = params["response_model"]
+    rows = read_csv(run / "trajectories.csv")
+    test = rows[rows["split"] == "test"]
+    assert model["share_below_theta"]["test"] == pytest.approx((test["mastery_before"] < params["theta"]).mean())
+    assert model["share_predicted_wrong"]["test"] == pytest.approx((test["enc2_prob"] < 0.5).mean())
+    assert saved["share_below_theta"] == model["share_below_theta"]["test"] and saved["theta"] == params["theta"]
+    assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
 
@@ -124,7 +132,9 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     cfg = tiny_config()
     dm = instantiate(cfg.data, eval_batch_size=7)
     dm.setup()
-    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32)
+    # without response_ability, p depends on the row's mastery and skill alone
+    module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
+                         response_ability=False)
     net = module.net
     rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):
@@ -140,11 +150,15 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
         assert np.array_equal(part["skill"].astype(int).to_numpy(), dm.data.skills[flat, 0])
         np.testing.assert_allclose(part["true_mastery_before"], dm.data.truth["mastery_before"][flat], rtol=1e-6)
         np.testing.assert_allclose(part["true_prob"], dm.data.truth["prob"][flat], rtol=1e-6)
-    # encoder 2 predicts each row from exactly the row's mastery_before (im_target=next, aggregate=min)
-    theta = float(net.theta.detach().clamp(0, 1))
+    # encoder 2 predicts each row from exactly the row's mastery_before (im_target=next, aggregate=min),
+    # through the default guess/slip response model of the row's skill
+    assert net.response == "guess_slip"
+    theta = float(net.mastery_threshold.detach())
     temperature = float(net.temperature.detach())
-    expected = 1.0 / (1.0 + np.exp(-(rows["mastery_before"].to_numpy(np.float64) - theta) / temperature))
-    np.testing.assert_allclose(rows["enc2_prob"], expected, atol=1e-5)
+    skill = rows["skill"].astype(int).to_numpy()
+    guess, slip = net.guess.detach().numpy()[skill], net.slip.detach().numpy()[skill]
+    curve = 1.0 / (1.0 + np.exp(-(rows["mastery_before"].to_numpy(np.float64) - theta) / temperature))
+    np.testing.assert_allclose(rows["enc2_prob"], guess + (1 - guess - slip) * curve, atol=1e-5)
     # batching does not change any value
     dm.eval_batch_size = 64
     again = _predict_rows(module, dm, tmp_path / "b")

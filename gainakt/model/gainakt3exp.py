@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
-from gainakt.model.encoder import DualStreamEncoder, embed_skill_sets
-from gainakt.model.learning_curve import mastery, mastery_logit
+from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
+from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
 
 CHOICES = {
     "gains": ("per_skill", "scalar"),
@@ -26,9 +26,15 @@ CHOICES = {
     "accumulate": ("practiced", "all"),
     "im_target": ("next", "current"),
     "aggregate": ("min", "mean"),
+    "response": ("threshold", "guess_slip"),
+    "recency_enc1": RECENCY,
+    "recency_enc2": RECENCY,
 }
 
-CURVE_PARAMETERS = ("beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature")
+CURVE_PARAMETERS = (
+    "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
+    "ability_weight_raw",
+)  # fmt: skip
 
 
 def _softplus_inverse(y: float) -> float:
@@ -71,6 +77,10 @@ class GainAKT3Exp(nn.Module):
         accumulate: str,
         im_target: str,
         aggregate: str,
+        response: str,
+        recency_enc1: str,
+        recency_enc2: str,
+        retriever: bool,
         student_gamma: bool,
         beta_init: float,
         saturation_init: float,
@@ -80,13 +90,26 @@ class GainAKT3Exp(nn.Module):
         theta_init: float,
         temperature: float,
         learn_temperature: bool,
+        guess_init: float,
+        slip_init: float,
+        guess_max: float,
+        slip_max: float,
+        response_ability: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
-                        accumulate=accumulate, im_target=im_target, aggregate=aggregate)  # fmt: skip
+                        accumulate=accumulate, im_target=im_target, aggregate=aggregate, response=response,
+                        recency_enc1=recency_enc1, recency_enc2=recency_enc2)  # fmt: skip
         for key, value in settings.items():
             if value not in CHOICES[key]:
                 raise ValueError(f"model.{key}={value!r}; expected one of {', '.join(CHOICES[key])}")
+        if response == "guess_slip" and not (0.0 < guess_init < guess_max <= 0.5 and 0.0 < slip_init < slip_max <= 0.5
+                                             and 0.0 < theta_init < 1.0):  # fmt: skip
+            raise ValueError(
+                f"guess_init={guess_init}, guess_max={guess_max}, slip_init={slip_init}, slip_max={slip_max}, "
+                f"theta_init={theta_init}: expected 0 < init < max <= 0.5 for guess and slip (g + s < 1 keeps p "
+                "monotone in mastery) and theta_init strictly inside (0, 1)"
+            )
         if d_model % n_heads:
             raise ValueError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
         if im_target == "current":
@@ -100,17 +123,20 @@ class GainAKT3Exp(nn.Module):
         self.accumulate = accumulate
         self.im_target = im_target
         self.aggregate = aggregate
+        self.response = response
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
         # Encoder 1: performance.
-        self.encoder1 = DualStreamEncoder(**enc)
+        self.encoder1 = DualStreamEncoder(**enc, recency=recency_enc1)
         self.skill_embedding = nn.Embedding(num_skills, d_model)
+        # AKT's knowledge retriever: the next question asks the past states what they say about it.
+        self.retriever = CausalAttention(d_model, n_heads, recency_enc1) if retriever else None
         self.enc1_head = nn.Sequential(
-            nn.Linear(3 * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+            nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
         )
         # Encoder 2: interpretable gains and learning curves.
-        self.encoder2 = DualStreamEncoder(**enc)
+        self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
         self.skill_bias = nn.Parameter(torch.zeros(num_skills, num_skills)) if attention_bias == "skill_aware" else None
         body: nn.Module = nn.Identity()
         if gains_head == "mlp":
@@ -125,7 +151,18 @@ class GainAKT3Exp(nn.Module):
         self.gamma_raw = (
             nn.Parameter(torch.full((max(num_students, 1),), _softplus_inverse(gamma_init))) if student_gamma else None
         )
-        self.theta = nn.Parameter(torch.tensor(float(theta_init)))
+        # threshold: theta itself, clamped to [0, 1] (the original); guess_slip: its logit, so theta
+        # stays strictly inside (0, 1) and never sticks at a bound where the clamp has no gradient.
+        self.theta = nn.Parameter(torch.tensor(float(theta_init) if response == "threshold" else _logit(theta_init)))
+        self.guess_max, self.slip_max = guess_max, slip_max
+        self.guess_raw = self.slip_raw = None
+        if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
+            self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
+            self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
+        if response_ability and response != "guess_slip":
+            raise ValueError("response_ability=true needs response=guess_slip (it moves the guess and slip)")
+        # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip.
+        self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -139,7 +176,7 @@ class GainAKT3Exp(nn.Module):
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
-        modules = (self.encoder1, self.skill_embedding, self.enc1_head)
+        modules = [self.encoder1, self.skill_embedding, self.enc1_head] + ([self.retriever] if self.retriever else [])
         return [p for m in modules for p in m.parameters()]
 
     def gains_head_parameters(self) -> list[nn.Parameter]:
@@ -189,6 +226,51 @@ class GainAKT3Exp(nn.Module):
         T = 1 allows (mastery and theta lie in [0, 1]), which on data with ~73 % correct answers
         pushes every gain to saturation."""
         return self.log_temperature.exp()
+
+    @property
+    def mastery_threshold(self) -> torch.Tensor:
+        """theta in [0, 1]: "mastered" <=> mastery >= theta."""
+        return self.theta.clamp(0.0, 1.0) if self.response == "threshold" else torch.sigmoid(self.theta)
+
+    @property
+    def guess(self) -> torch.Tensor | None:
+        """Per-skill guess g_s in (0, guess_max): P(correct) well below the threshold (guess_slip only)."""
+        return None if self.guess_raw is None else self.guess_max * torch.sigmoid(self.guess_raw)
+
+    @property
+    def slip(self) -> torch.Tensor | None:
+        """Per-skill slip s_s in (0, slip_max): P(wrong) well above the threshold (guess_slip only)."""
+        return None if self.slip_raw is None else self.slip_max * torch.sigmoid(self.slip_raw)
+
+    @property
+    def ability_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0, or None without ``response_ability``."""
+        return None if self.ability_weight_raw is None else nn.functional.softplus(self.ability_weight_raw)
+
+    def response_logit(
+        self, skill_mastery: torch.Tensor, skills: torch.Tensor, ability: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
+        from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
+
+        guess_slip takes the mean guess and slip over the question's skills; with
+        ``response_ability`` they move with ``ability`` ([...], the student's running ability
+        before the answer; None counts as no evidence, 0): g = guess_max * sigmoid(raw_s + w_g * a),
+        s = slip_max * sigmoid(raw_s - w_s * a). Mastery alone still decides "mastered".
+        """
+        valid = skills >= 0
+        m = aggregate_skills(skill_mastery, valid, self.aggregate)
+        if self.response == "threshold":
+            return threshold_logit(m, self.mastery_threshold, self.temperature)
+        ids = skills.clamp_min(0)
+        guess_raw, slip_raw = self.guess_raw[ids], self.slip_raw[ids]
+        weight = self.ability_weight
+        if weight is not None and ability is not None:
+            guess_raw = guess_raw + weight[0] * ability[..., None]
+            slip_raw = slip_raw - weight[1] * ability[..., None]
+        guess = aggregate_skills(self.guess_max * torch.sigmoid(guess_raw), valid, "mean").clamp_min(1e-12)
+        slip = aggregate_skills(self.slip_max * torch.sigmoid(slip_raw), valid, "mean").clamp_min(1e-12)
+        return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
 
     @property
     def gamma(self) -> torch.Tensor | None:
@@ -265,7 +347,10 @@ class GainAKT3Exp(nn.Module):
         ctx1, val1 = self.encoder1(skills, responses)
         nxt = skills[:, 1:]
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
-        enc1_logit = self.enc1_head(torch.cat([ctx1[:, :-1], val1[:, :-1], next_skill], -1)).squeeze(-1)
+        features = [ctx1[:, :-1], val1[:, :-1], next_skill]
+        if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
+            features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
+        enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":
@@ -275,7 +360,8 @@ class GainAKT3Exp(nn.Module):
             targets = skills
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
-        enc2_logit = mastery_logit(m, nxt >= 0, self.theta, self.temperature, self.aggregate)
+        ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
+        enc2_logit = self.response_logit(m, nxt, ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def mastery(
@@ -20,18 +21,38 @@ def mastery(
     return saturation * torch.sigmoid(beta * gamma * effective_practice - offset)
 
 
-def mastery_logit(
-    skill_mastery: torch.Tensor, valid: torch.Tensor, theta: torch.Tensor, temperature: float, aggregate: str
-) -> torch.Tensor:
-    """Logit of a correct answer from the mastery of the question's skills.
+def threshold_logit(m: torch.Tensor, theta: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    """(m - theta) / T: p = 1/2 exactly at the threshold ("mastered" <=> m >= theta)."""
+    return (m - theta) / temperature
 
-    Args:
-        skill_mastery: [..., K] mastery of each of the question's skills (slots beyond its skills
-            are ignored through ``valid``).
-        theta: mastery threshold, clamped to [0, 1].
-        aggregate: ``min`` (every skill must be mastered) or ``mean``.
+
+def guess_slip_logit(
+    m: torch.Tensor,
+    theta: torch.Tensor,
+    temperature: torch.Tensor | float,
+    log_guess: torch.Tensor,
+    log_slip: torch.Tensor,
+) -> torch.Tensor:
+    """Logit of p = g + (1 - g - s) * sigmoid((m - theta) / T), the BKT/4PL response model.
+
+    A student below the threshold still answers correctly with probability about g (a guess) and
+    one above it fails with probability about s (a slip), so a high base rate of correct answers
+    is fitted by g instead of by pulling theta to 0. p is non-decreasing in m whenever g + s < 1.
+    Takes log g and log s and works in log space, so neither p nor 1 - p is ever rounded to 0.
     """
-    return (aggregate_skills(skill_mastery, valid, aggregate) - theta.clamp(0.0, 1.0)) / temperature
+    log_scale = torch.log1p(-(log_guess.exp() + log_slip.exp()))
+    z = threshold_logit(m, theta, temperature)
+    log_p = torch.logaddexp(log_guess, log_scale + F.logsigmoid(z))
+    log_q = torch.logaddexp(log_slip, log_scale + F.logsigmoid(-z))
+    return log_p - log_q
+
+
+def running_ability(responses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """A causal estimate of each student's ability after each step: [B, L] logit of the Laplace
+    estimate (correct + 1) / (answered + 2) over steps 0..t of the window (0 before any evidence)."""
+    answered = valid.float().cumsum(-1)
+    correct = (responses.float() * valid).cumsum(-1)
+    return torch.log(correct + 1.0) - torch.log(answered - correct + 1.0)
 
 
 def aggregate_skills(values: torch.Tensor, valid: torch.Tensor, aggregate: str) -> torch.Tensor:

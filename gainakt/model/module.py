@@ -158,6 +158,13 @@ class GainAKTModule(L.LightningModule):
         """Returns the model output, so monitoring callbacks read its gains instead of recomputing them."""
         return self._step(batch, "val")[1]
 
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/mean_auc``, the mean of both encoders' validation AUCs: a monitor that selects
+        a checkpoint good for both, where ``val/enc1_auc`` alone reports encoder 2 at whatever
+        epoch suited encoder 1."""
+        aucs = [self.metrics[f"val_{enc}"]["auc"].compute() for enc in ENCODERS]
+        self.log("val/mean_auc", torch.stack(aucs).mean(), on_step=False, on_epoch=True)
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 

@@ -44,8 +44,11 @@ def _number(low: float, high: float | None = None, low_open: bool = False, high_
 
 _BOOL = (lambda v: isinstance(v, bool)), "true or false"
 
+MONITORS = ("val/mean_auc", "val/enc1_auc", "val/enc2_auc")  # validation metrics a checkpoint can be chosen by (max)
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _int(0),
+    "monitor": ((lambda v: v in MONITORS), " | ".join(MONITORS)),
     "optim.lr": _number(0.0, low_open=True),
     "optim.weight_decay": _number(0.0),
     "optim.gains_lr_mult": _number(0.0, low_open=True),
@@ -67,12 +70,18 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.student_gamma": _BOOL,
     "model.learn_temperature": _BOOL,
     "model.learn_offset": _BOOL,
+    "model.response_ability": _BOOL,
+    "model.retriever": _BOOL,
     "model.beta_init": _number(0.0, low_open=True),
     "model.saturation_init": _number(0.0, 1.0, low_open=True),
     "model.gamma_init": _number(0.0, low_open=True),
     "model.theta_init": _number(0.0, 1.0, high_open=False),
     "model.temperature": _number(0.0, low_open=True),
     "model.variance_weight": _number(0.0),
+    "model.guess_init": _number(0.0, 0.5, low_open=True),
+    "model.slip_init": _number(0.0, 0.5, low_open=True),
+    "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
+    "model.slip_max": _number(0.0, 0.5, low_open=True, high_open=False),
     "trainer.max_epochs": _int(1),
     "threads": _int(1),
 }
@@ -96,6 +105,16 @@ def check_values(cfg: DictConfig) -> None:
     d_model, n_heads = OmegaConf.select(cfg, "model.d_model"), OmegaConf.select(cfg, "model.n_heads")
     if d_model and n_heads and d_model % n_heads:
         raise ConfigError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
+    theta = OmegaConf.select(cfg, "model.theta_init")
+    if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
+        raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
+    if OmegaConf.select(cfg, "model.response_ability") and OmegaConf.select(cfg, "model.response") == "threshold":
+        raise ConfigError("model.response_ability=true needs model.response=guess_slip (it moves the guess and slip); "
+                          "with model.response=threshold add model.response_ability=false")
+    for name in ("guess", "slip"):
+        init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
+        if init is not None and top is not None and init >= top:
+            raise ConfigError(f"model.{name}_init={init} must be below model.{name}_max={top}")
     window, max_len = OmegaConf.select(cfg, "data.window"), OmegaConf.select(cfg, "model.max_len")
     if window and max_len and window > max_len:
         raise ConfigError(f"data.window={window} exceeds model.max_len={max_len}")

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 METRIC_KEYS = [f"{split}/{enc}_{metric}" for split in ("val", "test") for enc in ("enc1", "enc2") for metric in ("auc", "acc")]
-# Validation-time monitors (gain statistics, check 3) copied from the best epoch into the summary.
+METRIC_KEYS.insert(4, "val/mean_auc")  # the mean of both encoders' validation AUCs (a checkpoint monitor)
+# Validation-time monitors (gain statistics, check 3) copied from the held epoch into the summary.
 MONITOR_PREFIXES = ("val/gain_", "val/monotonicity_")
 
 
-def best_epoch_row(rows: list[dict[str, float]], monitor: str = "val/enc1_auc") -> dict[str, float] | None:
-    """The epoch row with the highest ``monitor`` (the first of equals, as ModelCheckpoint keeps)."""
-    scored = [row for row in rows if monitor in row]
-    if not scored:
-        return None
-    return max(scored, key=lambda row: (row[monitor], -row["epoch"]))
+def epoch_row(rows: list[dict[str, float]], epoch: int) -> dict[str, float] | None:
+    """The validation row of ``epoch`` (the epoch whose weights a checkpoint holds), or None."""
+    return next((row for row in rows if int(row["epoch"]) == epoch and any(k.startswith("val/") for k in row)), None)
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
 """Turn a multirun folder into one table (``python -m gainakt.report <multirun folder> [--out DIR]``).
 
 Reads each job's ``.hydra/overrides.yaml`` (what was swept) and ``summary.json`` (its metrics),
-groups jobs by the swept values other than ``seed`` and writes, atomically, ``report.md``,
-``report.csv`` (mean and std over seeds of every metric, and the number of seeds) and one PNG per
-swept parameter. Jobs that failed, never wrote a summary, or never started (expected from the
+groups jobs by the swept values other than the repeats (``seed`` and ``data.fold``) and writes,
+atomically, ``report.md``, ``report.csv`` (mean and std over the repeats of every metric, and their
+number) and one PNG per swept parameter. Jobs that failed, never wrote a summary, or never started (expected from the
 sweep's ``multirun.yaml`` but without a folder) are listed; the others are still reported.
 """
 
@@ -28,9 +28,12 @@ from gainakt.run.folder import RunFolder
 from gainakt.run.atomic import atomic_path, write_text_atomic
 from gainakt.run.summary import METRIC_KEYS
 
-MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "val/gain_std", "val/gain_cv_skills"]
+MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "val/gain_std", "val/gain_cv_skills", "theta",
+                "share_below_theta"]
 NOT_METRICS = {"seed", "status", "run_dir", "error"}
 SEED_KEY = "seed"
+FOLD_KEY = "data.fold"
+REPEAT_KEYS = (SEED_KEY, FOLD_KEY)  # repeats of one configuration: averaged over, not compared
 
 
 @dataclass
@@ -50,8 +53,8 @@ class Job:
 @dataclass
 class Report:
     jobs: list[Job]
-    params: list[str]  # swept keys other than the seed, in sweep order
-    swept_seed: bool
+    params: list[str]  # swept keys other than the repeats, in sweep order
+    repeats: list[str]  # the swept repeat keys (seed, data.fold)
     metrics: list[str]
     table: pd.DataFrame
     notes: list[str] = field(default_factory=list)
@@ -153,7 +156,8 @@ def metric_names(jobs: list[Job]) -> list[str]:
 
 
 def aggregate(jobs: list[Job], params: list[str], metrics: list[str]) -> pd.DataFrame:
-    """One row per configuration: parameter values, n_seeds, seeds, then <metric>_mean / <metric>_std."""
+    """One row per configuration: parameter values, n_runs (completed repeats), seeds, folds, then
+    <metric>_mean / <metric>_std over those runs."""
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
         groups.setdefault(tuple(job.overrides.get(p) for p in params), []).append(job)
@@ -161,8 +165,9 @@ def aggregate(jobs: list[Job], params: list[str], metrics: list[str]) -> pd.Data
     for key in sorted(groups, key=lambda values: [_sort_value(v) for v in values]):
         done = [job for job in groups[key] if job.ok]
         row: dict[str, Any] = {p: (v if v is not None else "-") for p, v in zip(params, key)}
-        row["n_seeds"] = len(done)
+        row["n_runs"] = len(done)
         row["seeds"] = " ".join(str(job.summary.get(SEED_KEY, "?")) for job in done)
+        row["folds"] = " ".join(job.overrides.get(FOLD_KEY, "-") for job in done)
         row["n_failed"] = len(groups[key]) - len(done)
         for metric in metrics:
             values = pd.Series([job.summary.get(metric) for job in done], dtype="float64").dropna()
@@ -179,9 +184,9 @@ def build_report(sweep_dir: Path) -> Report:
     if not jobs:
         raise GainAKTError(f"{sweep_dir}: no job folders found (expected subfolders with .hydra/ or summary.json)")
     keys = swept_keys(jobs)
-    params = [k for k in keys if k != SEED_KEY]
+    params = [k for k in keys if k not in REPEAT_KEYS]
     metrics = metric_names(jobs)
-    report = Report(jobs, params, SEED_KEY in keys, metrics, aggregate(jobs, params, metrics))
+    report = Report(jobs, params, [k for k in REPEAT_KEYS if k in keys], metrics, aggregate(jobs, params, metrics))
     if not expected_known:
         report.notes.append("no readable multirun.yaml: jobs that never started cannot be detected")
     return report
@@ -204,15 +209,16 @@ def render_markdown(report: Report, sweep_dir: Path, plots: list[str]) -> str:
     out.write(f"# Sweep report\n\nFolder: `{sweep_dir}`\n\n")
     out.write(f"{len(report.jobs)} jobs: {done} completed, {len(failed)} failed or missing.\n")
     swept = ", ".join(f"`{p}`" for p in report.params) or "nothing but the seed"
-    seeds = "mean ± std over seeds" if report.swept_seed else "one seed per configuration (seed not swept)"
-    out.write(f"Swept: {swept}; rows are configurations, values are {seeds}.\n")
+    over = " and ".join({"seed": "seeds", FOLD_KEY: "folds (data.fold)"}[k] for k in report.repeats)
+    values = f"mean ± std over {over}" if over else "one run per configuration (neither seed nor data.fold swept)"
+    out.write(f"Swept: {swept}; rows are configurations, values are {values}; `runs` counts them.\n")
     for note in report.notes:
         out.write(f"\nNote: {note}.\n")
     shown = [m for m in MAIN_METRICS if m in report.metrics]
-    header = [*report.params, "seeds", *shown]
+    header = [*report.params, "runs", *shown]
     out.write("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
     for _, row in report.table.iterrows():
-        cells = [str(row[p]) for p in report.params] + [str(row["n_seeds"])]
+        cells = [str(row[p]) for p in report.params] + [str(row["n_runs"])]
         cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in shown]
         out.write("| " + " | ".join(cells) + " |\n")
     out.write("\nEvery metric (including epochs, timing and all gain statistics) is in `report.csv`.\n")
@@ -231,8 +237,8 @@ def render_markdown(report: Report, sweep_dir: Path, plots: list[str]) -> str:
 
 
 def plot_param(report: Report, param: str, path: Path) -> None:
-    """Main metrics against ``param``: mean ± std over seeds, one line per setting of the other params."""
-    table = report.table[report.table["n_seeds"] > 0]
+    """Main metrics against ``param``: mean ± std over the repeats, one line per setting of the other params."""
+    table = report.table[report.table["n_runs"] > 0]
     shown = [m for m in MAIN_METRICS if m in report.metrics]
     others = [p for p in report.params if p != param]
     levels = sorted(table[param].unique(), key=_sort_value)
@@ -259,7 +265,7 @@ def plot_param(report: Report, param: str, path: Path) -> None:
         ax.axis("off")
     if others:
         axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"mean ± std over seeds against {param}")
+    fig.suptitle(f"mean ± std over {' and '.join(report.repeats) or 'one run'} against {param}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -271,7 +277,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Re
     report = build_report(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir
     plots = []
-    if (report.table["n_seeds"] > 0).any() and any(m in report.metrics for m in MAIN_METRICS):
+    if (report.table["n_runs"] > 0).any() and any(m in report.metrics for m in MAIN_METRICS):
         for param in report.params:
             plot_param(report, param, out / _plot_name(param))
             plots.append(_plot_name(param))

@@ -127,18 +127,21 @@ def to_frame(
 
 def parameters(net: GainAKT3Exp) -> dict[str, Any]:
     """The learned learning-curve parameters and the options that shape them (for parameters.json)."""
-    gamma = net.gamma
+    gamma, guess, slip = net.gamma, net.guess, net.slip
     return {
         "num_skills": net.num_skills,
         "beta": net.beta.detach().cpu().tolist(),
         "saturation": net.saturation.detach().cpu().tolist(),
         "gamma_train_students": None if gamma is None else gamma.detach().cpu().tolist(),
         "gamma_unseen_student": None if gamma is None else float(gamma.mean()),
-        "theta": float(net.theta.detach().clamp(0.0, 1.0)),
+        "theta": float(net.mastery_threshold.detach()),
         "offset": net.offset,
         "temperature": float(net.temperature.detach()),
+        "guess": None if guess is None else guess.detach().cpu().tolist(),
+        "slip": None if slip is None else slip.detach().cpu().tolist(),
+        "ability_weight": None if net.ability_weight is None else dict(zip(("guess", "slip"), net.ability_weight.detach().tolist())),
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,
-                    "im_target": net.im_target},  # fmt: skip
+                    "im_target": net.im_target, "response": net.response},  # fmt: skip
     }
 
 

@@ -52,6 +52,37 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
     return {"advice": advice + ("; " + "; ".join(notes) if notes else ""), "override": override}
 
 
+def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """Encoder 2's response model as a researcher reads it: theta, T, guess/slip (summarised over
+    skills) and, per split, the share of scored steps below the threshold (mastery before the
+    answer < theta: "not mastered") and the share predicted wrong (encoder-2 p < 0.5)."""
+    theta = params["theta"]
+    out: dict[str, Any] = {"form": params["options"].get("response"), "theta": theta,
+                           "temperature": params["temperature"]}  # fmt: skip
+    for name in ("guess", "slip"):
+        values = params.get(name)
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64)
+            out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+    splits = sorted(rows["split"].unique())
+    out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
+    out["share_predicted_wrong"] = {sp: float((rows.loc[rows["split"] == sp, "enc2_prob"] < 0.5).mean()) for sp in splits}
+    return out
+
+
+def _response_lines(model: dict[str, Any]) -> list[str]:
+    lines = ["", "## Response model of encoder 2", "", f"Form: `{model['form']}`; theta {_fmt(model['theta'])}, "
+             f"T {_fmt(model['temperature'])}."]  # fmt: skip
+    for name in ("guess", "slip"):
+        if name in model:
+            g = model[name]
+            lines.append(f"{name.capitalize()} over skills: mean {_fmt(g['mean'])}, min {_fmt(g['min'])}, max {_fmt(g['max'])}.")
+    lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
+    lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
+              for sp, share in model["share_below_theta"].items()]  # fmt: skip
+    return lines
+
+
 def _fmt(value: float | None, integral: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -130,6 +161,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["", f"AUC on these rows: the simulator's own probabilities (the oracle) {_fmt(oracle['auc'])}, "
                       f"encoder 2 {_fmt(oracle['enc2_auc'])}, encoder 1 {_fmt(oracle['enc1_auc'])}, the per-skill "
                       f"correct rate {_fmt(base['skill_rate_auc'])}."]  # fmt: skip
+    if report.get("response_model"):
+        lines += _response_lines(report["response_model"])
     tree = report["decision"]
     lines += ["", "## Next step (the seed document's decision tree)", "", tree["advice"] + "."]
     if tree["override"]:
@@ -174,6 +207,7 @@ def verification_report(
         "checks_total": len(checks),
         "checks_not_computable": sum(c.passed is None for c in checks),
         "decision": decision(by_id[1].value, by_id[11].value, model_options),
+        "response_model": params.get("response_model"),
     }
     if "true_prob" in part.columns:
         report["oracle"] = {name: or_none(lambda column=column: auc(part[column].to_numpy(), response)) for name, column
@@ -191,6 +225,10 @@ def summary_entries(report: dict[str, Any]) -> dict[str, Any]:
     if report.get("oracle"):
         entries[f"{split}/oracle_auc"] = report["oracle"]["auc"]
     entries["degenerate_parameters"] = [flag["parameter"] for flag in report["degenerate"]]
+    model = report.get("response_model")
+    if model:  # the response model's threshold and how much of the split it calls "not mastered"
+        entries.update(theta=model["theta"], share_below_theta=model["share_below_theta"].get(split),
+                       share_predicted_wrong=model["share_predicted_wrong"].get(split))  # fmt: skip
     return entries
 
 
@@ -203,6 +241,7 @@ def verify(
     """Run the checks on ``rows`` (the trajectories of the validation and test splits) and write every
     verification output into ``out_dir``. Returns the summary entries (:func:`summary_entries`)."""
     folder = RunFolder(out_dir)
+    params = {**params, "response_model": response_model(rows, params)}
     write_csv(rows, folder.trajectories)
     write_json_atomic(folder.parameters, params)
     report = verification_report(rows, params, thresholds, truth, model_options, counterfactual, skill_rate_train_rows)

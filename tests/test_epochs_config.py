@@ -1,0 +1,34 @@
+"""How long a run trains is chosen by its dataset: the synthetic demo is short, real data trains as the field does."""
+
+from __future__ import annotations
+
+import pytest
+
+from gainakt.run.config import compose_config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "max_epochs", "patience"),
+    [
+        ([], 10, 3),  # the embedded demo stays short
+        (["data=assist2015"], 200, 10),
+        (["data=assist2009"], 200, 10),
+        (["data=algebra2005"], 200, 10),
+        (["data=custom"], 200, 10),
+        (["data=assist2015", "trainer=gpu"], 200, 10),  # the trainer preset does not reset it
+        (["experiment=v3_inverse_warmup"], 30, 10),  # a preset's own length wins
+        (["data=assist2015", "trainer.max_epochs=7", "callbacks.early_stopping.patience=2"], 7, 2),  # the command line wins
+        (["data=assist2015", "epochs=synthetic"], 10, 3),
+    ],
+)
+def test_training_length_follows_the_dataset(overrides, max_epochs, patience):
+    cfg = compose_config("config", overrides)
+    assert cfg.trainer.max_epochs == max_epochs
+    assert cfg.callbacks.early_stopping.patience == patience
+    assert cfg.schedule.max_epochs == max_epochs
+
+
+def test_checkpoint_and_early_stopping_share_the_monitor():
+    cfg = compose_config("config", ["monitor=val/enc2_auc"])
+    assert cfg.callbacks.checkpoint.monitor == cfg.callbacks.early_stopping.monitor == "val/enc2_auc"
+    assert compose_config("config", []).callbacks.checkpoint.monitor == "val/mean_auc"

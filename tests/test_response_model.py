@@ -1,0 +1,197 @@
+"""Encoder 2's response models and the encoders' recency options: the properties a reader relies on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gainakt.errors import ConfigError
+from gainakt.model.encoder import RECENCY, CausalAttention, monotonic_attention
+from gainakt.model.gainakt3exp import CHOICES
+from gainakt.model.learning_curve import guess_slip_logit, running_ability
+from gainakt.run.config import compose_config
+from gainakt.run.config_check import check_values
+from tests.conftest import make_net
+
+C = 5
+RESPONSES = CHOICES["response"]
+
+
+def _net(response: str, **options):
+    options.setdefault("response_ability", False)
+    return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
+
+
+def _scramble(net, scale: float) -> None:
+    """Curve and response parameters far from their initial values, different per skill."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        net.theta.fill_(0.3 if net.response == "threshold" else -0.8)
+        net.log_temperature.fill_(math.log(0.05))
+        for p in (net.guess_raw, net.slip_raw):
+            if p is not None:
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+def _grid_probability(net, skills: torch.Tensor, ability: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
+    m = torch.linspace(0.0, 1.0, 401)
+    grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
+    if ability is not None:
+        ability = ability.expand(len(m), -1)
+    with torch.no_grad():
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability))
+    return m, p
+
+
+FORMS = [(r, False) for r in RESPONSES] + [("guess_slip", True)]
+
+
+@pytest.mark.parametrize(("response", "response_ability"), FORMS)
+@pytest.mark.parametrize("aggregate", ["min", "mean"])
+def test_probability_is_monotone_in_mastery(response, response_ability, aggregate):
+    net = _net(response, aggregate=aggregate, response_ability=response_ability)
+    _scramble(net, scale=3.0)
+    skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
+    ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
+    _, p = _grid_probability(net, skills, ability)
+    assert (p[1:] - p[:-1] >= -1e-6).all()
+    assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
+    if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1
+        guess, slip = net.guess[skills[:2, 0]], net.slip[skills[:2, 0]]
+        assert torch.allclose(p[0, :2], guess, atol=0.02) and torch.allclose(p[-1, :2], 1 - slip, atol=0.02)
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+def test_value_at_the_threshold_is_the_form_s(response):
+    net = _net(response)
+    _scramble(net, scale=2.0)
+    theta = float(net.mastery_threshold)
+    skills = torch.arange(C)[:, None]
+    with torch.no_grad():
+        p = torch.sigmoid(net.response_logit(torch.full((C, 1), theta), skills))
+    if response == "threshold":
+        expected = torch.full((C,), 0.5)
+    else:
+        guess, slip = net.guess.detach(), net.slip.detach()
+        expected = guess + (1 - guess - slip) / 2  # g + (1 - g - s) * sigmoid(0)
+        assert not torch.allclose(expected, torch.full((C,), 0.5), atol=1e-3)  # the test can tell the forms apart
+    assert torch.allclose(p, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("raw", [-30.0, 30.0])
+def test_theta_guess_and_slip_stay_in_their_ranges(raw):
+    net = _net("guess_slip", guess_max=0.4, slip_max=0.3)
+    with torch.no_grad():
+        for p in (net.theta, net.guess_raw, net.slip_raw):
+            p.fill_(raw)
+    theta, guess, slip = float(net.mastery_threshold), net.guess, net.slip
+    assert 0.0 < theta < 1.0 or theta == pytest.approx(float(raw > 0), abs=1e-12)
+    assert ((guess > 0) & (guess <= 0.4)).all() and ((slip > 0) & (slip <= 0.3)).all()
+    assert (guess + slip < 1).all()
+    m = torch.rand(C, 1)
+    logit = net.response_logit(m, torch.arange(C)[:, None])
+    assert torch.isfinite(logit).all()
+
+
+def test_theta_is_never_stuck_at_a_bound():
+    """The original's clamp has no gradient once theta leaves [0, 1]; the guess/slip form's logit
+    parameterisation always has one, so the data can pull theta back inside."""
+    skills = torch.arange(C)[:, None]
+    m, target = torch.full((C, 1), 0.5), torch.zeros(C)
+    for response, below in (("threshold", -0.2), ("guess_slip", -8.0)):
+        net = _net(response)
+        with torch.no_grad():
+            net.theta.fill_(below)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net.response_logit(m, skills), target)
+        loss.backward()
+        stuck = net.theta.grad is None or float(net.theta.grad) == 0.0
+        assert stuck == (response == "threshold"), response
+
+
+def test_ability_raises_the_guess_and_lowers_the_slip():
+    net = _net("guess_slip", response_ability=True)
+    skills = torch.zeros(3, 1, dtype=torch.long)
+    ability = torch.tensor([-2.0, 0.0, 2.0])
+    with torch.no_grad():
+        net.log_temperature.fill_(math.log(0.01))
+        low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, ability))  # far below theta: ~ guess
+        net.theta.fill_(-6.0)  # theta ~ 0: everyone mastered, p ~ 1 - slip
+        high = torch.sigmoid(net.response_logit(torch.ones(3, 1), skills, ability))
+    assert (low[1:] > low[:-1]).all() and (high[1:] > high[:-1]).all()
+    assert torch.allclose(low[1], net.guess[0], atol=1e-3)  # ability 0 (no evidence): the skill's own guess
+
+
+def test_running_ability_counts_only_the_past_and_real_steps():
+    responses = torch.tensor([[1, 1, 0, 1, 0, 0]])
+    valid = torch.tensor([[True, True, True, True, False, False]])
+    a = running_ability(responses, valid)
+    expected = torch.tensor([[2 / 1, 3 / 1, 3 / 2, 4 / 2, 4 / 2, 4 / 2]]).log()  # (c + 1) / (wrong + 1)
+    assert torch.allclose(a, expected)
+
+
+def test_guess_slip_logit_is_finite_at_the_extremes():
+    m = torch.tensor([0.0, 1.0])
+    for z_scale in (1e-3, 1e3):
+        logit = guess_slip_logit(m, torch.tensor(0.5), z_scale, torch.tensor(-40.0), torch.tensor(-40.0))
+        assert torch.isfinite(logit).all()
+    p = torch.sigmoid(guess_slip_logit(m, torch.tensor(0.5), 1e-3, torch.tensor(0.2).log(), torch.tensor(0.1).log()))
+    assert torch.allclose(p, torch.tensor([0.2, 0.9]), atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("guess_init", 0.5, "model.guess_init=0.5: expected a number in (0.0, 0.5)"),
+    ("slip_max", 0.6, "model.slip_max=0.6: expected a number in (0.0, 0.5]"),
+    ("guess_max", 0.2, "model.guess_init=0.25 must be below model.guess_max=0.2"),
+    ("response", "threshold", "model.response_ability=true needs model.response=guess_slip"),
+    ("theta_init", 1.0, "model.theta_init=1.0: model.response=guess_slip learns theta strictly inside (0, 1)"),
+])  # fmt: skip
+def test_guess_and_slip_settings_are_checked(name, value, says):
+    cfg = compose_config("config", [f"model.{name}={value}", "model.response_ability=true"])
+    with pytest.raises(ConfigError, match=re_escape(says)):
+        check_values(cfg)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+@pytest.mark.parametrize("recency", [r for r in RECENCY if r != "none"])
+def test_recency_makes_equal_content_fade_with_distance(recency):
+    """With the same content score for every past step, attention weight falls with distance."""
+    block = CausalAttention(d_model=4, n_heads=2, recency=recency)
+    steps = 12
+    q = torch.zeros(1, 2, steps, 2)
+    k = torch.zeros(1, 2, steps, 2)
+    v = torch.eye(steps)[None, None].expand(1, 2, steps, steps)  # output row t = attention weights of t
+    if recency == "monotonic":
+        weights = monotonic_attention(q, k, v, block.decay, None)
+    else:
+        bias = -block.decay[:, None, None] * (torch.arange(steps)[:, None] - torch.arange(steps)[None, :]).float()
+        bias = bias.masked_fill(torch.ones(steps, steps, dtype=torch.bool).triu(1), float("-inf"))
+        weights = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    last = weights[0, :, -1]  # [H, L]: how the last step spreads its attention
+    assert (last[:, 1:] - last[:, :-1] >= -1e-7).all()  # nearer steps weigh at least as much
+    assert (last[:, -1] > last[:, 0]).all()
+    assert torch.allclose(weights[0, :, 0, 1:], torch.zeros(2, steps - 1))  # causal
+
+
+def test_recency_parameters_are_decay_rates_not_decayed_by_weight_decay():
+    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, recency_enc1="linear",
+                   recency_enc2="monotonic")  # fmt: skip
+    rates = [b.attention.decay_raw for enc in (net.encoder1, net.encoder2) for b in enc.blocks]
+    assert all(r is not None and r.shape == (2,) for r in rates)
+    decayed = {id(p) for g in net.optimizer_groups() if g["decay"] for p in g["params"]}
+    assert not any(id(r) in decayed for r in rates)
+
+
+def test_retriever_belongs_to_encoder1():
+    """Frozen with encoder 1 (w_bce = 0), and encoder 2 never sees it."""
+    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, retriever=True, recency_enc1="monotonic")
+    own = {id(p) for p in net.retriever.parameters()}
+    assert own and own <= {id(p) for p in net.encoder1_parameters()}
+    assert not own & {id(p) for p in net.encoder2_parameters()}
