@@ -22,7 +22,7 @@ class GainMonitor(L.Callback):
     def __init__(self, histograms: bool = True) -> None:
         self.histograms = histograms
         self._sums: GainSums | None = None
-        self._gains: list[torch.Tensor] = []
+        self._gains: list[tuple[torch.Tensor, torch.Tensor]] = []  # (gains, real) per batch, on the device
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         self._sums, self._gains = None, []
@@ -34,8 +34,8 @@ class GainMonitor(L.Callback):
         self._sums = add_gain_sums(
             self._sums, gain_sums(gain, batch["skills"], batch["responses"], pl_module.net.num_skills)
         )
-        if self.histograms:
-            self._gains.append(gain[batch["skills"] >= 0].float().cpu())
+        if self.histograms:  # the real gains are selected once, at the epoch's end
+            self._gains.append((gain.detach().float().flatten(), (batch["skills"] >= 0).flatten()))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking or self._sums is None:
@@ -47,7 +47,8 @@ class GainMonitor(L.Callback):
             return
         net, step = pl_module.net, trainer.current_epoch
         writer = tensorboard.experiment
-        writer.add_histogram("gains/per_step", torch.cat(self._gains), step)
+        gains, real = (torch.cat(parts) for parts in zip(*self._gains))
+        writer.add_histogram("gains/per_step", gains[real].cpu(), step)
         params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.theta}
         for name, value in params.items():
             if value is not None:

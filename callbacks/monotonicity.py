@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import torch
 
 from gainakt.errors import CheckFailed
 from gainakt.verification.gain_stats import count_mastery_decreases
@@ -20,7 +21,7 @@ class MonotonicityCheck(L.Callback):
     def __init__(self, tolerance: float = 0.0, fail_on_violation: bool = False) -> None:
         self.tolerance = tolerance
         self.fail_on_violation = fail_on_violation
-        self._violations = 0
+        self._violations: torch.Tensor | int = 0  # summed on the device, read once per epoch
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         self._violations = 0
@@ -34,9 +35,10 @@ class MonotonicityCheck(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking:
             return
-        pl_module.log("checks/monotonicity_violations", float(self._violations), on_step=False, on_epoch=True)
-        if self.fail_on_violation and self._violations:
+        violations = int(self._violations)
+        pl_module.log("checks/monotonicity_violations", float(violations), on_step=False, on_epoch=True)
+        if self.fail_on_violation and violations:
             raise CheckFailed(
-                f"monotonicity: {self._violations} mastery decreases on validation data at epoch "
+                f"monotonicity: {violations} mastery decreases on validation data at epoch "
                 f"{trainer.current_epoch} (callbacks.monotonicity.fail_on_violation=true)"
             )

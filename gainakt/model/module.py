@@ -10,16 +10,17 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
+from torchmetrics import Metric, MetricCollection
 
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
+from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
+LOSS_TERMS = ("bce", "im", "var")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 
@@ -35,6 +36,9 @@ class GainAKTModule(L.LightningModule):
             can never silently fall back to (1, 1). Not needed to evaluate a checkpoint.
         optimizer: the configured optimiser class with its arguments (``optim``, a Hydra
             ``_partial_``), called with the model's parameter groups. Not needed to evaluate.
+        compile: arguments of ``torch.compile`` for the network (e.g. ``{"dynamic": True}``), or
+            None to run it eagerly. Not saved with the checkpoint: evaluation runs eagerly unless
+            asked otherwise.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
@@ -46,29 +50,36 @@ class GainAKTModule(L.LightningModule):
         lr_mults: Mapping[str, float],
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
+        compile: Mapping[str, Any] | None = None,
         **architecture: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=("schedule", "optimizer"))  # checkpoints stay plain data
+        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile"))  # checkpoints stay plain data
         unknown = set(lr_mults) ^ set(LR_GROUPS)
         if unknown:
             raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
         self.net = GainAKT3Exp(num_skills=num_skills, num_students=num_students, **architecture)
         self.schedule = schedule
         self.optimizer_factory = optimizer
+        self.compile_options = dict(compile) if compile is not None else None
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
         self._restored: tuple[int, float, float] | None = None
+        # Metrics and losses accumulate on the device and are logged once per epoch: no step reads
+        # a value back to the host (see gainakt.model.metrics).
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{enc}": MetricCollection(
-                    {"auc": BinaryAUROC(), "acc": BinaryAccuracy()}, prefix=f"{split}/{enc}_"
+                    {"auc": MaskedAUROC(), "acc": MaskedAccuracy()}, prefix=f"{split}/{enc}_", compute_groups=False
                 )
                 for split in SPLITS
                 for enc in ENCODERS
             }
+        )
+        self.losses = nn.ModuleDict(
+            {f"{split}_{term}": WeightedMean() for split in SPLITS for term in ("total", *LOSS_TERMS)}
         )
 
     # -- loss weights -------------------------------------------------------------------------------
@@ -121,6 +132,15 @@ class GainAKTModule(L.LightningModule):
         applied = checkpoint.get("loss_weights_applied")
         self._restored = tuple(applied) if applied is not None else None
 
+    def configure_model(self) -> None:
+        """Compile the network in place (its parameter names, hence checkpoints, stay the same).
+
+        Lightning calls this once the model is on its device; compiling costs a minute or so on
+        the first batches and pays off only where the device waits for the host (see
+        docs/performance.md)."""
+        if self.compile_options is not None and getattr(self.net, "_compiled_call_impl", None) is None:
+            self.net.compile(**self.compile_options)
+
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], need_all_gains: bool = False) -> ModelOutput:
         return self.net(batch["skills"], batch["responses"], batch["student"], need_all_gains=need_all_gains)
@@ -137,28 +157,50 @@ class GainAKTModule(L.LightningModule):
         total = weighted_total(terms, self.loss_weights)
         if split == "train":
             self.last_loss_terms = {name: value.detach() for name, value in terms.items()}
-        n = int(scored.sum())
-        for name, value in terms.items():
-            self.log(f"{split}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(f"{split}/loss", total, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        labels = target[scored]
+        n = scored.sum()  # stays on the device: the epoch means are weighted by scored steps
+        for name, value in (("total", total), *terms.items()):
+            self.losses[f"{split}_{name}"].update(value, n)
         for enc, logit in (("enc1", out.enc1_logit), ("enc2", out.enc2_logit)):
-            collection = self.metrics[f"{split}_{enc}"]
-            collection.update(torch.sigmoid(logit[scored].float()), labels)
-            self.log_dict(collection, on_step=False, on_epoch=True, batch_size=n)
+            self.metrics[f"{split}_{enc}"].update(torch.sigmoid(logit.float()), target, scored)
         return total, out
+
+    def _log_epoch(self, split: str) -> None:
+        """Log the split's epoch metrics and losses (``{split}/enc1_auc``, ``{split}/loss_bce``, ...)
+        and reset them. torchmetrics reduces them over processes, so every rank logs the same values."""
+        values: dict[str, torch.Tensor] = {}
+        for enc in ENCODERS:
+            collection = self.metrics[f"{split}_{enc}"]
+            if all(metric.update_count for metric in collection.values()):
+                values.update(collection.compute())
+            collection.reset()
+        for name in ("total", *LOSS_TERMS):
+            metric: Metric = self.losses[f"{split}_{name}"]
+            if metric.update_count:
+                values[f"{split}/loss" if name == "total" else f"{split}/loss_{name}"] = metric.compute()
+            metric.reset()
+        self.log_dict(values, on_step=False, on_epoch=True)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch, "train")
-        self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
+        if self.trainer.progress_bar_callback is not None:  # read back only when the bar refreshes
+            self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ModelOutput:
         """Returns the model output, so monitoring callbacks read its gains instead of recomputing them."""
         return self._step(batch, "val")[1]
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     # -- optimiser ------------------------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -16,25 +16,30 @@ GainSums = dict[str, torch.Tensor]
 def gain_sums(gain: torch.Tensor, skills: torch.Tensor, responses: torch.Tensor, num_skills: int) -> GainSums:
     """Sufficient statistics of the gains of one batch.
 
+    Masked sums and scatter-adds over the whole padded batch, never a selection of the real steps:
+    a selection's size is data-dependent, so on a GPU every batch would wait for the host.
+
     Args:
         gain: [B, L, K] gain applied at step t to each skill of q_t.
         skills: [B, L, K] skill ids, -1 for empty slots and padding (those gains are left out).
         responses: [B, L] r_t, the answer of the step the gain belongs to.
-    Returns float64 tensors: ``n``, ``sum``, ``sum_sq`` (scalars), ``skill_n``, ``skill_sum`` ([C]),
-    ``response_n``, ``response_sum`` ([2], index = response).
+    Returns float64 tensors on the gains' device: ``n``, ``sum``, ``sum_sq`` (scalars), ``skill_n``,
+    ``skill_sum`` ([C]), ``response_n``, ``response_sum`` ([2], index = response).
     """
-    valid = skills >= 0
-    g = gain[valid].double()
-    s = skills[valid]
-    r = responses.unsqueeze(-1).expand_as(skills)[valid].long()
+    w = (skills >= 0).double().flatten()
+    g = gain.double().flatten() * w
+    s = skills.clamp_min(0).flatten()
+    r = responses.unsqueeze(-1).expand_as(skills).flatten().long()
+    per_skill = torch.zeros(num_skills, dtype=torch.float64, device=gain.device)
+    per_response = torch.zeros(2, dtype=torch.float64, device=gain.device)
     return {
-        "n": torch.tensor(float(g.numel()), dtype=torch.float64),
+        "n": w.sum(),
         "sum": g.sum(),
         "sum_sq": (g * g).sum(),
-        "skill_n": torch.bincount(s, minlength=num_skills).double(),
-        "skill_sum": torch.bincount(s, weights=g, minlength=num_skills),
-        "response_n": torch.bincount(r, minlength=2).double(),
-        "response_sum": torch.bincount(r, weights=g, minlength=2),
+        "skill_n": per_skill.index_add(0, s, w),
+        "skill_sum": per_skill.index_add(0, s, g),
+        "response_n": per_response.index_add(0, r, w),
+        "response_sum": per_response.index_add(0, r, g),
     }
 
 
@@ -71,8 +76,9 @@ def summarise_gains(sums: GainSums) -> dict[str, float]:
     }
 
 
-def count_mastery_decreases(mastery: torch.Tensor, mask: torch.Tensor, tolerance: float = 0.0) -> int:
-    """Number of (student window, step, skill) where mastery falls by more than ``tolerance``.
+def count_mastery_decreases(mastery: torch.Tensor, mask: torch.Tensor, tolerance: float = 0.0) -> torch.Tensor:
+    """Number of (student window, step, skill) where mastery falls by more than ``tolerance``
+    (a tensor on mastery's device: a monitor adds them up and reads the total once).
 
     Args:
         mastery: [B, L, C] mastery of every skill after each step.
@@ -80,4 +86,4 @@ def count_mastery_decreases(mastery: torch.Tensor, mask: torch.Tensor, tolerance
     """
     both = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1)
     drops = (mastery[:, 1:] < mastery[:, :-1] - tolerance) & both
-    return int(drops.sum())
+    return drops.sum()
