@@ -5,22 +5,72 @@ from __future__ import annotations
 import time
 
 import lightning as L
+import torch
+
+
+def wait_for_device(device: torch.device) -> None:
+    """Wait until the device has finished the work queued so far (a no-op on a CPU), so that a
+    host clock read next covers that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class Throughput(L.Callback):
-    """Counts real interactions of each training batch and the time spent in training batches."""
+    """Real interactions of the training batches over the wall time of each epoch's training part
+    (from the epoch's start to its validation, data loading included), and the validation time.
+
+    Nothing is read back from the device per batch: interactions are summed on the device, and the
+    device is waited for once at the end of each part, so the times cover the queued work.
+    ``epochs`` holds one record per epoch: ``interactions``, ``train_seconds``, ``val_seconds`` and
+    ``started`` (Unix time), so jobs sharing a device can be added up over the time they overlap.
+    """
 
     def __init__(self) -> None:
-        self.interactions = 0
-        self.seconds = 0.0
-        self._start = 0.0
+        self.epochs: list[dict[str, float]] = []
+        self._count: torch.Tensor | None = None
+        self._train_start: float | None = None
+        self._val_start: float | None = None
+        self._current: dict[str, float] = {}
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._start = time.perf_counter()
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        wait_for_device(pl_module.device)
+        self._count, self._current = None, {"started": time.time(), "val_seconds": 0.0}
+        self._train_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.seconds += time.perf_counter() - self._start
-        self.interactions += int(batch["mask"].sum())
+        count = batch["mask"].sum()
+        self._count = count if self._count is None else self._count + count
+
+    def _end_training_part(self, pl_module: L.LightningModule) -> None:
+        if self._train_start is not None:
+            wait_for_device(pl_module.device)
+            self._current["train_seconds"] = time.perf_counter() - self._train_start
+            self._train_start = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._end_training_part(pl_module)
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._val_start is not None:
+            wait_for_device(pl_module.device)
+            self._current["val_seconds"] += time.perf_counter() - self._val_start
+            self._val_start = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end_training_part(pl_module)
+        self._current["interactions"] = 0 if self._count is None else int(self._count)
+        self.epochs.append(self._current)
+
+    @property
+    def interactions(self) -> int:
+        return int(sum(e["interactions"] for e in self.epochs))
+
+    @property
+    def seconds(self) -> float:
+        return sum(e["train_seconds"] for e in self.epochs)
 
     @property
     def interactions_per_second(self) -> float:

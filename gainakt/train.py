@@ -84,7 +84,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         throughput = _find(callbacks, Throughput)
         if throughput is not None:
             run.summary.update(interactions_per_second=throughput.interactions_per_second,
-                               train_interactions_seen=throughput.interactions)  # fmt: skip
+                               train_interactions_seen=throughput.interactions,
+                               throughput_epochs=throughput.epochs)  # fmt: skip
     return run.summary
 
 
