@@ -357,10 +357,12 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     if bench.threads is not None:
         torch.set_num_threads(bench.threads)
     load_before = os.getloadavg()[0]
-    for key, names in (("bench.run_sizes", bench.run_sizes), ("bench.epoch.sizes", bench.epoch.sizes)):
+    for key, names, known in (("bench.run_sizes", bench.run_sizes, bench.sizes),
+                              ("bench.epoch.sizes", bench.epoch.sizes, bench.sizes),
+                              ("bench.epoch.run", bench.epoch.run, bench.epoch.variants)):  # fmt: skip
         for name in names:
-            if name not in bench.sizes:
-                raise ConfigError(f"{key}: {name!r} is not one of bench.sizes ({', '.join(bench.sizes)})")
+            if name not in known:
+                raise ConfigError(f"{key}: {name!r} is not one of {', '.join(known)}")
     if bench.run_sizes and bench.headline_size not in bench.run_sizes:
         raise ConfigError(f"bench.headline_size={bench.headline_size!r} is not in bench.run_sizes {list(bench.run_sizes)}")
     acc = bench.accumulation
@@ -385,7 +387,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             / small["peak_memory_mib"],
         }
     for size_name in bench.epoch.sizes:
-        for variant in bench.epoch.variants:
+        for variant in bench.epoch.run:
             log.info("size %s: whole epochs, %s", size_name, variant)
             cases.append(epoch_case(cfg, size_name, variant))
     headline = ratios.get(bench.headline_size, {})  # empty when bench.run_sizes=[] (epochs only)
