@@ -35,7 +35,8 @@ class GainMonitor(L.Callback):
             self._sums, gain_sums(gain, batch["skills"], batch["responses"], pl_module.net.num_skills)
         )
         if self.histograms:  # the real gains are selected once, at the epoch's end
-            self._gains.append((gain.detach().float().flatten(), (batch["skills"] >= 0).flatten()))
+            # a copy: a compiled network with CUDA graphs reuses its output memory at the next batch
+            self._gains.append((gain.detach().float().flatten().clone(), (batch["skills"] >= 0).flatten()))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking or self._sums is None:
