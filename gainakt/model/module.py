@@ -39,6 +39,10 @@ class GainAKTModule(L.LightningModule):
         compile: arguments of ``torch.compile`` for the network (e.g. ``{"dynamic": True}``), or
             None to run it eagerly. Not saved with the checkpoint: evaluation runs eagerly unless
             asked otherwise.
+        cudnn_attention: let PyTorch choose cuDNN's attention kernels on a GPU. cuDNN builds a plan
+            for every new batch shape (tens of milliseconds each), which bucketed batches pay
+            through their first epochs; off, PyTorch's flash and memory-efficient kernels run.
+            A process-wide switch, set when the model is configured.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
@@ -51,10 +55,12 @@ class GainAKTModule(L.LightningModule):
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
         compile: Mapping[str, Any] | None = None,
+        cudnn_attention: bool = True,
         **architecture: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile"))  # checkpoints stay plain data
+        # checkpoints stay plain data, and how to run the network is this process's choice
+        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile", "cudnn_attention"))
         unknown = set(lr_mults) ^ set(LR_GROUPS)
         if unknown:
             raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
@@ -62,6 +68,7 @@ class GainAKTModule(L.LightningModule):
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.compile_options = dict(compile) if compile is not None else None
+        self.cudnn_attention = cudnn_attention
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
@@ -133,11 +140,13 @@ class GainAKTModule(L.LightningModule):
         self._restored = tuple(applied) if applied is not None else None
 
     def configure_model(self) -> None:
-        """Compile the network in place (its parameter names, hence checkpoints, stay the same).
+        """Choose the attention kernels, and compile the network in place (its parameter names,
+        hence checkpoints, stay the same).
 
         Lightning calls this once the model is on its device; compiling costs a minute or so on
         the first batches and pays off only where the device waits for the host (see
         docs/performance.md)."""
+        torch.backends.cuda.enable_cudnn_sdp(self.cudnn_attention)
         if self.compile_options is not None and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile(**self.compile_options)
 
