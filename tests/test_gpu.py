@@ -9,10 +9,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from gainakt.run.config import build_model
 from gainakt.train import train
 
-from .conftest import run_config
+from .conftest import MONITORS, data_and_model, run_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
@@ -33,13 +32,8 @@ class _NoSyncInSteps(L.Callback):
 
 def test_gpu_training_steps_never_wait_for_the_host(tiny_config):
     cfg = tiny_config("trainer=gpu", "data.pad_multiple=8", "data.batch_tokens=200")
-    L.seed_everything(0, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=instantiate(cfg.schedule))
-    names = ("gain_monitor", "monotonicity", "throughput", "finite_loss", "rng_state")
-    callbacks = [instantiate(cfg.callbacks[n]) for n in names] + [_NoSyncInSteps()]
+    datamodule, model = data_and_model(cfg)
+    callbacks = [instantiate(cfg.callbacks[n]) for n in MONITORS] + [_NoSyncInSteps()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, enable_checkpointing=False,
                           max_epochs=2, limit_train_batches=4, limit_val_batches=2)  # fmt: skip
     trainer.fit(model, datamodule=datamodule)

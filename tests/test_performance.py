@@ -19,7 +19,7 @@ from gainakt.tools.host_sync import HostSyncMonitor
 from gainakt.run.config import build_model, compose_config
 from gainakt.model.gainakt3exp import GainAKT3Exp
 from gainakt.tools.tensor_memory import TensorMemoryTracker
-from tests.conftest import make_net
+from tests.conftest import MONITORS, data_and_model, make_net
 
 
 BATCHING = {
@@ -89,15 +89,10 @@ def test_training_and_validation_steps_do_not_wait_for_the_host(tiny_config, pla
     optimiser, monitoring callbacks) is checked: none may make a GPU wait for the host. The planted
     read-back shows the monitor would see one."""
     cfg = tiny_config("trainer.max_epochs=2", "data.pad_multiple=8", "data.batch_tokens=200")
-    L.seed_everything(0, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=instantiate(cfg.schedule))
-    names = ("gain_monitor", "monotonicity", "throughput", "finite_loss", "rng_state")
+    datamodule, model = data_and_model(cfg)
     monitor = HostSyncMonitor()
     reads_back = _ReadsBack()
-    callbacks = [instantiate(cfg.callbacks[n]) for n in names] + ([reads_back] if planted else []) + [monitor]
+    callbacks = [instantiate(cfg.callbacks[n]) for n in MONITORS] + ([reads_back] if planted else []) + [monitor]
     trainer = L.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=3, limit_val_batches=2, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, callbacks=callbacks,
                         gradient_clip_val=1.0)  # fmt: skip
@@ -116,11 +111,7 @@ def test_compiled_network_trains_as_the_eager_one(tiny_config):
     for compile_options in (None, {"backend": "eager", "dynamic": True}):
         cfg = tiny_config("trainer.max_epochs=1", "data.pad_multiple=8")
         cfg.model.compile = compile_options
-        L.seed_everything(0, verbose=False)
-        datamodule = instantiate(cfg.data)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=instantiate(cfg.schedule))
+        datamodule, model = data_and_model(cfg)
         trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=3, limit_val_batches=2, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
         trainer.fit(model, datamodule=datamodule)

@@ -36,37 +36,31 @@ class MaskedAUROC(Metric):
         return binary_auroc(dim_zero_cat(self.prob)[mask], dim_zero_cat(self.target)[mask].long())
 
 
-class MaskedAccuracy(Metric):
+class _Ratio(Metric):
+    """A ratio of two sums kept on the device (float64), summed over processes."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("numerator", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("denominator", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def compute(self) -> torch.Tensor:
+        return (self.numerator / self.denominator).float()
+
+
+class MaskedAccuracy(_Ratio):
     """Share of the steps where ``mask`` holds at which ``prob > 0.5`` agrees with ``target``."""
 
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("correct", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-
     def update(self, prob: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
-        self.correct += (((prob > 0.5) == (target > 0)) & mask).sum()
-        self.total += mask.sum()
-
-    def compute(self) -> torch.Tensor:
-        return (self.correct / self.total).float()
+        self.numerator += (((prob > 0.5) == (target > 0)) & mask).sum()
+        self.denominator += mask.sum()
 
 
-class WeightedMean(Metric):
+class WeightedMean(_Ratio):
     """Mean of per-batch values weighted by a count kept on the device (the scored steps of each batch)."""
 
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("weighted", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("weight", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-
     def update(self, value: torch.Tensor, weight: torch.Tensor) -> None:
-        self.weighted += value.detach().double() * weight
-        self.weight += weight
-
-    def compute(self) -> torch.Tensor:
-        return (self.weighted / self.weight).float()
+        self.numerator += value.detach().double() * weight
+        self.denominator += weight
