@@ -179,3 +179,21 @@ def test_benchmark_produces_the_documented_json(tmp_path, monkeypatch):
         assert case["train_interactions_per_second"] > 0 and case["eval_interactions_per_second"] > 0
         assert case["peak_memory_mib"] > case["parameter_mib"] > 0
     assert result["memory_ratio_c1000_c100"] == pytest.approx(large["peak_memory_mib"] / small["peak_memory_mib"])
+
+
+def test_benchmark_whole_epochs_cover_every_training_interaction(tmp_path):
+    tiny = "{d_model: 16, n_heads: 2, n_blocks: 1, d_ff: 32}"
+    overrides = [
+        "bench=quick", f"++bench.sizes.cpu={tiny}", f"bench.bucketing.root={tmp_path / 'absent'}",
+        "bench.bucketing.fallback.num_students=120", "data.window=40", "bench.accumulation.batch_size=4",
+        "bench.accumulation.length=40", "bench.run_sizes=[]", "bench.epoch.sizes=[cpu]", "bench.epoch.epochs=2",
+        "bench.epoch.run=[bucketed,tokens]", "bench.batch_size=16", "bench.epoch.variants.tokens.data.batch_tokens=2000",
+        "bench.epoch.variants.tokens.data.eval_batch_tokens=400",
+    ]  # fmt: skip
+    result = run_benchmark(compose_config("benchmark", [*overrides, f"run_dir={tmp_path}"]))
+    assert result["bucketing_speedup"] is None  # no sampled comparison was asked for
+    assert set(result["epochs"]) == {"cpu/epoch/bucketed", "cpu/epoch/tokens"}
+    bucketed, tokens = (c for c in result["cases"] if c.get("variant"))
+    assert len(bucketed["per_epoch"]) == 2 and bucketed["epoch_seconds"] > bucketed["train_seconds"] > 0
+    assert bucketed["train_interactions"] == tokens["train_interactions"] > 0  # every window, both ways
+    assert tokens["train_batches_per_epoch"] < bucketed["train_batches_per_epoch"]

@@ -54,8 +54,8 @@ class GainAKTModule(L.LightningModule):
         lr_mults: Mapping[str, float],
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
-        compile: Mapping[str, Any] | None = None,
-        cudnn_attention: bool = True,
+        compile: Mapping[str, Any] | None = None,  # these two defaults serve checkpoints, which do not
+        cudnn_attention: bool = True,  # store them; the configured values are in conf/model/gainakt.yaml
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -143,9 +143,9 @@ class GainAKTModule(L.LightningModule):
         """Choose the attention kernels, and compile the network in place (its parameter names,
         hence checkpoints, stay the same).
 
-        Lightning calls this once the model is on its device; compiling costs a minute or so on
-        the first batches and pays off only where the device waits for the host (see
-        docs/performance.md)."""
+        Lightning calls this once the model is on its device. Compiling takes over a minute on the
+        first batches of the original-size model on a GPU host, and its gain is not measured yet
+        (docs/performance.md)."""
         torch.backends.cuda.enable_cudnn_sdp(self.cudnn_attention)
         if self.compile_options is not None and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile(**self.compile_options)
