@@ -32,10 +32,17 @@ class Throughput(L.Callback):
         self._val_start: float | None = None
         self._current: dict[str, float] = {}
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _begin_epoch(self, pl_module: L.LightningModule) -> None:
         wait_for_device(pl_module.device)
         self._count, self._current = None, {"started": time.time(), "val_seconds": 0.0}
         self._train_start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._begin_epoch(pl_module)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self._current:  # a run resumed in the middle of an epoch skips on_train_epoch_start
+            self._begin_epoch(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         count = batch["mask"].sum()
@@ -48,7 +55,7 @@ class Throughput(L.Callback):
             self._train_start = None
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != "fit":
+        if trainer.sanity_checking or trainer.state.fn != "fit" or not self._current:
             return
         self._end_training_part(pl_module)
         self._val_start = time.perf_counter()
@@ -60,9 +67,12 @@ class Throughput(L.Callback):
             self._val_start = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._current:
+            return
         self._end_training_part(pl_module)
         self._current["interactions"] = 0 if self._count is None else int(self._count)
         self.epochs.append(self._current)
+        self._current = {}
 
     @property
     def interactions(self) -> int:

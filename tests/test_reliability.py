@@ -152,3 +152,17 @@ def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
                    cwd=tmp_path)  # fmt: skip
     statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/summary.json"))
     assert statuses == ["completed", "failed"], done.stderr[-2000:]
+
+
+def test_last_checkpoint_is_written_every_epoch(tmp_path):
+    """Lightning 2.6 writes last.ckpt only when the monitored checkpoint improves; a constant
+    monitored value improves once, yet last.ckpt must hold the last epoch (resume continues there)."""
+    import torch
+
+    run = tmp_path / "run"
+    overrides = ["trainer.max_epochs=3", "callbacks.checkpoint.monitor=weights/im", "callbacks.early_stopping=null",
+                 "callbacks.verification=null"]  # fmt: skip
+    assert train(run_config(run, overrides))["status"] == "completed"
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert (best["epoch"], last["epoch"]) == (0, 2)

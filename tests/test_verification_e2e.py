@@ -14,7 +14,7 @@ from torchmetrics.functional.classification import binary_auroc
 
 from gainakt.verification.checks import Thresholds, run_checks
 from gainakt.run.config import compose_config
-from gainakt.data.datamodule import WindowDataset
+from gainakt.data.datamodule import Padding, WindowDataset
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
@@ -123,7 +123,7 @@ def test_multi_skill_rows_join_skills_and_aggregate_mastery():
         num_skills=2, student_ids=np.array(["x", "y"]),
     )  # fmt: skip
     windows = make_windows(data, np.array([0, 1]), window=200, min_length=3)
-    dataset = WindowDataset(data, windows, np.full(2, -1), pad_to=None)
+    dataset = WindowDataset(data, windows, np.full(2, -1), Padding(window=200, bucketing=True, multiple=1))
     holder = SimpleNamespace(data=data, datasets={"test": dataset}, eval_batch_size=8)
     for aggregate in ("min", "mean"):
         net = make_net(num_skills=2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)
