@@ -8,7 +8,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gainakt.model.module import GainAKTModule
 from gainakt.verification.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
-from gainakt.verification.trajectories import scored_rows
+from gainakt.verification.trajectories import dense_rows
 
 
 class GainMonitor(L.Callback):
@@ -19,7 +19,9 @@ class GainMonitor(L.Callback):
     The statistics are those of the final checks 1, 5 and 6 (``gain_stats``), over the same kind of
     rows (every scored interaction, its gain the mean over its skills): they differ from the
     checks' values only in being taken on validation data every epoch instead of on test data at
-    the end, which the ``val/`` prefix says.
+    the end, which the ``val/`` prefix says. The rows are every position of each batch, padding
+    weighted 0 (``trajectories.dense_rows``), and the sums stay on the device until the epoch's
+    end, so no validation batch waits for the host.
 
     Args:
         min_rows_per_skill: skills with fewer rows are left out of ``cv_skills`` (``checks.min_rows_per_skill``).
@@ -30,7 +32,7 @@ class GainMonitor(L.Callback):
         self.min_rows_per_skill = min_rows_per_skill
         self.histograms = histograms
         self._sums: GainSums | None = None
-        self._gains: list[torch.Tensor] = []
+        self._gains: list[tuple[torch.Tensor, torch.Tensor]] = []  # (gains, weights) per batch, on the device
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         self._sums, self._gains = None, []
@@ -38,12 +40,11 @@ class GainMonitor(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        rows = scored_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
-        self._sums = add_gain_sums(
-            self._sums, gain_sums(rows["gain"], rows["skills"], rows["response"], pl_module.net.num_skills)
-        )
-        if self.histograms:
-            self._gains.append(rows["gain"].float().cpu())
+        rows = dense_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
+        sums = gain_sums(rows["gain"], rows["skills"], rows["response"], pl_module.net.num_skills, rows["weight"])
+        self._sums = add_gain_sums(self._sums, sums)
+        if self.histograms:  # the scored rows' gains are selected once, at the epoch's end
+            self._gains.append((rows["gain"], rows["weight"]))  # new tensors, not a compiled network's reused outputs
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         if trainer.sanity_checking or self._sums is None:
@@ -55,7 +56,8 @@ class GainMonitor(L.Callback):
             return
         net, step = pl_module.net, trainer.current_epoch
         writer = tensorboard.experiment
-        writer.add_histogram("val/gains", torch.cat(self._gains), step)
+        gains, weights = (torch.cat(parts) for parts in zip(*self._gains))
+        writer.add_histogram("val/gains", gains[weights > 0].cpu(), step)
         params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.mastery_threshold,
                   "guess": net.guess, "slip": net.slip}  # fmt: skip
         for name, value in params.items():

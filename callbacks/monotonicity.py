@@ -7,13 +7,15 @@ import torch
 
 from gainakt.errors import CheckFailed
 from gainakt.model.module import GainAKTModule
-from gainakt.verification.gain_stats import mastery_decreases, window_skill_groups
-from gainakt.verification.trajectories import scored_rows
+from gainakt.verification.gain_stats import mastery_decreases
+from gainakt.verification.trajectories import dense_rows
 
 
 class MonotonicityCheck(L.Callback):
     """Logs ``val/monotonicity_violations``: check 3's count (``gain_stats.mastery_decreases``) on
-    the validation rows of the epoch, instead of the test rows at the end.
+    the validation rows of the epoch, instead of the test rows at the end. The count of each batch
+    stays on the device (every position, padding weighted 0: ``trajectories.dense_rows``) and the
+    epoch's total is read once.
 
     Args:
         tolerance: a fall smaller than this is not counted (``checks.monotonicity_tolerance``).
@@ -23,7 +25,7 @@ class MonotonicityCheck(L.Callback):
     def __init__(self, tolerance: float, fail_on_violation: bool) -> None:
         self.tolerance = tolerance
         self.fail_on_violation = fail_on_violation
-        self._violations: torch.Tensor | None = None
+        self._violations: torch.Tensor | None = None  # summed on the device, read once per epoch
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:
         self._violations = None
@@ -31,9 +33,9 @@ class MonotonicityCheck(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        rows = scored_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
-        group = window_skill_groups(rows["window"], rows["skills"])
-        count = mastery_decreases(group, rows["position"], rows["mastery_before"], rows["mastery_after"], self.tolerance)
+        rows = dense_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
+        count = mastery_decreases(rows["window"], rows["skills"], rows["position"], rows["mastery_before"],
+                                  rows["mastery_after"], self.tolerance, rows["weight"])  # fmt: skip
         self._violations = count if self._violations is None else self._violations + count
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GainAKTModule) -> None:

@@ -82,7 +82,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if throughput is not None:  # totals over every part of a resumed run
             run.summary.update(train_seconds=throughput.train_seconds,
                                interactions_per_second=throughput.interactions_per_second,
-                               train_interactions_seen=throughput.interactions)  # fmt: skip
+                               train_interactions_seen=throughput.interactions,
+                               throughput_epochs=throughput.epochs)  # fmt: skip
 
         checkpoint = _find(callbacks, RunCheckpoint)
         best_path = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None

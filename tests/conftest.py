@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import DictConfig, OmegaConf
@@ -56,7 +57,7 @@ def default_config() -> DictConfig:
 def make_net(num_skills: int, num_students: int = 0, **options: object) -> GainAKT3Exp:
     """GainAKT3Exp with conf/model/gainakt.yaml's options (their one source) and ``options`` on top."""
     model = OmegaConf.to_container(default_config().model, resolve=True)
-    architecture = {k: v for k, v in model.items() if k not in ("_target_", "variance_weight")}
+    architecture = {k: v for k, v in model.items() if k not in ("_target_", "variance_weight", "compile", "cudnn_attention")}
     return GainAKT3Exp(num_skills=num_skills, num_students=num_students, **{**architecture, **options})
 
 
@@ -75,6 +76,24 @@ def make_datamodule(**options: object) -> KTDataModule:
     data.pop("_target_")
     synthetic = {**data.pop("synthetic"), **options.pop("synthetic", {})}
     return KTDataModule(**{**data, "synthetic": synthetic, **options})
+
+
+MONITORS = ("gain_monitor", "monotonicity", "throughput", "finite_loss", "rng_state")  # callbacks that write no files
+
+
+def data_and_model(cfg: DictConfig, seed: int = 0) -> tuple[KTDataModule, Any]:
+    """The DataModule of a composed config, set up for fitting, and a freshly seeded model."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from gainakt.run.config import build_model
+
+    L.seed_everything(seed, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=instantiate(cfg.schedule))
+    return datamodule, model
 
 
 def make_thresholds(**overrides: float) -> Thresholds:

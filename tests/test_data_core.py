@@ -7,6 +7,7 @@ import pytest
 import torch
 
 
+from gainakt.data.datamodule import EpochOrder, Padding, WindowBatchSampler, token_budget_cuts
 from gainakt.data.protocol import make_windows, split_students
 from gainakt.data.formats.pykt import read
 from gainakt.errors import DataError
@@ -101,3 +102,73 @@ def test_afm_process_is_an_additive_logit_of_ability_difficulty_and_practice():
             assert prob == pytest.approx(1.0 / (1.0 + np.exp(-logit)), abs=1e-12)
             practice[skill] += options.gain_correct if response else options.gain_incorrect
     assert 0.3 < data.responses.mean() < 0.7
+
+
+def _batches(sampler) -> list[list[int]]:
+    return [list(batch) for batch in sampler]
+
+
+def _sampler(lengths, shuffle=True, seed=3, rank=0, world=1, equal_shares=True, bucketing=True, multiple=1,
+             batch_size=4, batch_tokens=None, window=50):  # fmt: skip
+    return WindowBatchSampler(EpochOrder(len(lengths), shuffle, seed), np.asarray(lengths), Padding(window, bucketing, multiple),
+                              batch_size=batch_size, batch_tokens=batch_tokens, pool_batches=3, rank=rank, world=world,
+                              equal_shares=equal_shares)  # fmt: skip
+
+
+@pytest.mark.parametrize("tokens", [None, 60])
+def test_batches_are_a_pure_function_of_seed_and_epoch(tokens):
+    """Any epoch's batches can be recomputed (a resumed run draws what an uninterrupted one would)."""
+    lengths = np.random.default_rng(0).integers(3, 50, size=57)
+    first, again = _sampler(lengths, batch_tokens=tokens), _sampler(lengths, batch_tokens=tokens)
+    epochs = []
+    for epoch in (0, 1, 0):
+        first.sampler.set_epoch(epoch)
+        again.sampler.set_epoch(epoch)
+        epochs.append(_batches(first))
+        assert epochs[-1] == _batches(again)
+        assert sorted(i for b in epochs[-1] for i in b) == list(range(57))  # every window once
+    assert epochs[0] == epochs[2] and epochs[0] != epochs[1]
+    other_seed = _sampler(lengths, seed=4, batch_tokens=tokens)
+    assert _batches(other_seed) != epochs[0]
+
+
+def test_token_budget_batches_fill_the_budget():
+    lengths = np.random.default_rng(1).integers(3, 50, size=300)
+    padding = Padding(50, True, 8)
+    batches = _batches(_sampler(lengths, batch_tokens=120, multiple=8))
+    assert sorted(i for b in batches for i in b) == list(range(300))
+    for batch in batches:
+        steps = padding.steps(int(lengths[batch].max()))
+        assert steps % 8 == 0 or steps == 50
+        assert len(batch) * steps <= 120 or len(batch) == 1
+    # greedy: a batch stops only where the next window (sorted by length) would overflow the budget
+    order = np.concatenate([np.sort(lengths)])
+    cuts = token_budget_cuts(padding.steps(order), 120)
+    for start, end in zip(cuts[:-1], cuts[1:-1]):
+        assert (end - start + 1) * padding.steps(order[end]) > 120
+    # the cuts depend on the lengths only: every epoch has the same batch shapes
+    shapes = lambda b: sorted((len(x), int(padding.steps(int(lengths[x].max())))) for x in b)  # noqa: E731
+    later = _sampler(lengths, batch_tokens=120, multiple=8)
+    later.sampler.set_epoch(5)
+    assert shapes(_batches(later)) == shapes(batches)
+
+
+def test_ranks_share_batches_without_overlap():
+    lengths = np.random.default_rng(2).integers(3, 50, size=61)
+    for tokens in (None, 100):
+        train = [_batches(_sampler(lengths, rank=r, world=2, batch_tokens=tokens)) for r in (0, 1)]
+        assert len(train[0]) == len(train[1])  # lockstep gradient steps
+        seen = [i for rank in train for b in rank for i in b]
+        assert len(seen) == len(set(seen))
+        evaluation = [_batches(_sampler(lengths, shuffle=False, rank=r, world=2, equal_shares=False, batch_tokens=tokens))
+                      for r in (0, 1)]  # fmt: skip
+        assert sorted(i for rank in evaluation for b in rank for i in b) == list(range(61))  # each window once
+
+
+def test_pad_multiple_rounds_the_padded_length():
+    dm = make_datamodule(format="pykt", root=str(FIXTURES / "pykt_small"), fold=0, window=5, min_length=2,
+                         batch_size=8, pad_multiple=4)  # fmt: skip
+    dm.setup()
+    for batch in dm.train_dataloader():
+        longest = int(batch["mask"].sum(1).max())
+        assert batch["mask"].shape[1] == min(-(-longest // 4) * 4, 5)

@@ -1,5 +1,6 @@
-"""Speed-related behaviour that must hold whatever the timings: bucketing changes no metric,
-practised mode builds no [B, L, C] tensor, and the benchmark produces its documented JSON."""
+"""Speed-related behaviour that must hold whatever the timings: no batching mode changes a metric,
+no step waits for the host, compiling changes nothing, practised mode builds no [B, L, C] tensor,
+and the benchmark produces its documented JSON."""
 
 from __future__ import annotations
 
@@ -10,30 +11,113 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
+
 from gainakt.bench import run_benchmark
+from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
+from gainakt.tools.host_sync import HostSyncMonitor
 from gainakt.run.config import build_model, compose_config
 from gainakt.tools.tensor_memory import TensorMemoryTracker
-from tests.conftest import make_net
+from tests.conftest import MONITORS, data_and_model, make_net
 
 
-def test_bucketing_gives_the_metrics_of_fixed_padding(tiny_config):
-    """Same weights, same windows: only the padding differs, so AUC and accuracy must agree."""
+BATCHING = {
+    "bucketed": {"bucketing": True},
+    "bucketed, lengths rounded to 8": {"bucketing": True, "pad_multiple": 8},
+    "token budgets": {"bucketing": True, "pad_multiple": 8, "eval_batch_tokens": 96},
+}
+
+
+@pytest.mark.parametrize("mode", list(BATCHING))
+def test_batching_modes_give_the_metrics_of_fixed_padding(tiny_config, mode):
+    """Same weights, same windows: only the batches' padding and composition differ, so AUC,
+    accuracy and the loss must agree."""
     cfg = tiny_config("data.eval_batch_size=8")
     L.seed_everything(0, verbose=False)
     model = None
     results, padded_positions = {}, {}
-    for bucketing in (True, False):
-        datamodule = instantiate(cfg.data, bucketing=bucketing)
+    for name, options in (("padded", {"bucketing": False}), (mode, BATCHING[mode])):
+        datamodule = instantiate(cfg.data, **options)
         datamodule.prepare_data()
         datamodule.setup("fit")
         if model is None:
             model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students)
-        padded_positions[bucketing] = sum(batch["mask"].numel() for batch in datamodule.val_dataloader())
+        padded_positions[name] = sum(batch["mask"].numel() for batch in datamodule.val_dataloader())
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
-        results[bucketing] = trainer.validate(copy.deepcopy(model), datamodule=datamodule, verbose=False)[0]
-    assert padded_positions[True] < padded_positions[False] / 2  # bucketing really shortened the batches
+        results[name] = trainer.validate(copy.deepcopy(model), datamodule=datamodule, verbose=False)[0]
+    assert padded_positions[mode] < padded_positions["padded"] / 2  # the batches really are shorter
     for key in ("val/enc1_auc", "val/enc1_acc", "val/enc2_auc", "val/enc2_acc", "val/loss"):
-        assert results[True][key] == pytest.approx(results[False][key], abs=1e-5), key
+        assert results[mode][key] == pytest.approx(results["padded"][key], abs=1e-5), key
+
+
+def test_masked_metrics_equal_torchmetrics_on_the_scored_steps():
+    generator = torch.Generator().manual_seed(0)
+    ours = {"auc": MaskedAUROC(), "acc": MaskedAccuracy(), "mean": WeightedMean()}
+    theirs = {"auc": BinaryAUROC(), "acc": BinaryAccuracy()}
+    values, weights = [], []
+    for steps in (7, 12, 3):
+        prob = torch.rand(5, steps, generator=generator)
+        target = torch.randint(0, 2, (5, steps), generator=generator)
+        mask = torch.rand(5, steps, generator=generator) > 0.3
+        for name in ("auc", "acc"):
+            ours[name].update(prob, target, mask)
+            theirs[name].update(prob[mask], target[mask])
+        value = torch.rand((), generator=generator)
+        ours["mean"].update(value, mask.sum())
+        values.append(float(value))
+        weights.append(int(mask.sum()))
+    for name in ("auc", "acc"):
+        assert float(ours[name].compute()) == pytest.approx(float(theirs[name].compute()), abs=1e-6), name
+    expected = sum(v * w for v, w in zip(values, weights)) / sum(weights)
+    assert float(ours["mean"].compute()) == pytest.approx(expected, rel=1e-6)
+
+
+class _ReadsBack(L.Callback):
+    """A callback that reads a value back every batch, as the old throughput counter did."""
+
+    calls = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        int(batch["mask"].sum())
+        self.calls += 1
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_training_and_validation_steps_do_not_wait_for_the_host(tiny_config, planted):
+    """Every operator of the training and validation batches (forward, losses, metrics, backward,
+    optimiser, monitoring callbacks) is checked: none may make a GPU wait for the host. The planted
+    read-back shows the monitor would see one."""
+    cfg = tiny_config("trainer.max_epochs=2", "data.pad_multiple=8", "data.batch_tokens=200")
+    datamodule, model = data_and_model(cfg)
+    monitor = HostSyncMonitor()
+    reads_back = _ReadsBack()
+    callbacks = [instantiate(cfg.callbacks[n]) for n in MONITORS] + ([reads_back] if planted else []) + [monitor]
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, limit_train_batches=3, limit_val_batches=2, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, callbacks=callbacks,
+                        gradient_clip_val=1.0)  # fmt: skip
+    trainer.fit(model, datamodule=datamodule)
+    assert monitor.batches >= 2 * (2 + 1)  # training and validation batches of both epochs were watched
+    if planted:
+        assert sum(monitor.hits.values()) == reads_back.calls > 0 and "test_performance.py" in monitor.report()
+    else:
+        assert not monitor.hits, monitor.report()
+
+
+def test_compiled_network_trains_as_the_eager_one(tiny_config):
+    """``model.compile`` compiles the network in place (same parameter names, same results); the
+    eager backend traces it the way inductor would, without building kernels."""
+    results = {}
+    for compile_options in (None, {"backend": "eager", "dynamic": True}):
+        cfg = tiny_config("trainer.max_epochs=1", "data.pad_multiple=8")
+        cfg.model.compile = compile_options
+        datamodule, model = data_and_model(cfg)
+        trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=3, limit_val_batches=2, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+        trainer.fit(model, datamodule=datamodule)
+        assert (getattr(model.net, "_compiled_call_impl", None) is not None) == (compile_options is not None)
+        results[compile_options is None] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        assert all(not k.startswith("_orig_mod") for k in model.state_dict())
+    assert results[True] == pytest.approx(results[False], abs=1e-5)
 
 
 def _largest_tensor_bytes(accumulate: str, num_skills: int = 1000, batch: int = 4, steps: int = 30) -> int:
@@ -94,3 +178,21 @@ def test_benchmark_produces_the_documented_json(tmp_path, monkeypatch):
         assert case["train_interactions_per_second"] > 0 and case["eval_interactions_per_second"] > 0
         assert case["peak_memory_mib"] > case["parameter_mib"] > 0
     assert result["memory_ratio_c1000_c100"] == pytest.approx(large["peak_memory_mib"] / small["peak_memory_mib"])
+
+
+def test_benchmark_whole_epochs_cover_every_training_interaction(tmp_path):
+    tiny = "{d_model: 16, n_heads: 2, n_blocks: 1, d_ff: 32}"
+    overrides = [
+        "bench=quick", f"++bench.sizes.cpu={tiny}", f"bench.bucketing.root={tmp_path / 'absent'}",
+        "bench.bucketing.fallback.num_students=120", "data.window=40", "bench.accumulation.batch_size=4",
+        "bench.accumulation.length=40", "bench.run_sizes=[]", "bench.epoch.sizes=[cpu]", "bench.epoch.epochs=2",
+        "bench.epoch.run=[bucketed,tokens]", "bench.batch_size=16", "bench.epoch.variants.tokens.data.batch_tokens=2000",
+        "bench.epoch.variants.tokens.data.eval_batch_tokens=400",
+    ]  # fmt: skip
+    result = run_benchmark(compose_config("benchmark", [*overrides, f"run_dir={tmp_path}"]))
+    assert result["bucketing_speedup"] is None  # no sampled comparison was asked for
+    assert set(result["epochs"]) == {"cpu/epoch/bucketed", "cpu/epoch/tokens"}
+    bucketed, tokens = (c for c in result["cases"] if c.get("variant"))
+    assert len(bucketed["per_epoch"]) == 2 and bucketed["epoch_seconds"] > bucketed["train_seconds"] > 0
+    assert bucketed["train_interactions"] == tokens["train_interactions"] > 0  # every window, both ways
+    assert tokens["train_batches_per_epoch"] < bucketed["train_batches_per_epoch"]

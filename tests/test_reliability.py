@@ -186,6 +186,19 @@ def test_interrupt_in_the_middle_of_an_epoch_resumes_exactly(tmp_path):
     assert again["train_seconds"] > trained_before  # both parts counted
 
 
+def test_throughput_reads_checkpoints_written_before_per_epoch_records():
+    """A checkpoint of a run trained before per-epoch records holds the totals only; resuming
+    from it keeps them, and the new format round-trips."""
+    from gainakt.callbacks.throughput import Throughput
+
+    old = Throughput()
+    old.load_state_dict({"interactions": 1200, "seconds": 3.0, "train_seconds": 5.0})
+    assert (old.interactions, old.seconds, old.train_seconds) == (1200, 3.0, 5.0)
+    again = Throughput()
+    again.load_state_dict(old.state_dict())
+    assert (again.interactions, again.interactions_per_second, again.train_seconds) == (1200, 400.0, 5.0)
+
+
 def test_damaged_checkpoint_keeps_the_runs_results(tmp_path):
     """A truncated last.ckpt: resume= stops with one message naming it (exit 2) and the completed
     summary stays; the failed attempt is kept beside it. A bad override on resume= changes nothing."""
@@ -221,3 +234,15 @@ def test_evaluating_a_file_that_is_not_a_checkpoint_names_it(tmp_path):
     with pytest.raises(DataError, match="no state_dict"):
         torch.save({"weights": torch.zeros(2)}, notes)
         read_checkpoint(notes)
+
+
+def test_last_checkpoint_is_written_every_epoch(tmp_path):
+    """Lightning 2.6 writes last.ckpt only when the monitored checkpoint improves; a constant
+    monitored value improves once, yet last.ckpt must hold the last epoch (resume continues there)."""
+    run = tmp_path / "run"
+    overrides = ["trainer.max_epochs=3", "callbacks.checkpoint.monitor=weights/im", "callbacks.early_stopping=null",
+                 "callbacks.verification=null"]  # fmt: skip
+    assert train(run_config(run, overrides))["status"] == "completed"
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert (best["epoch"], last["epoch"]) == (0, 2)

@@ -18,7 +18,7 @@ from gainakt.callbacks.verification import Verification
 from gainakt.verification import checks
 from gainakt.verification.checks import run_checks
 from gainakt.run.config import compose_config
-from gainakt.data.datamodule import WindowDataset
+from gainakt.data.datamodule import Padding, WindowDataset
 from gainakt.data.interactions import InteractionData
 from gainakt.data.protocol import make_windows
 from gainakt.evaluate import evaluate
@@ -73,6 +73,19 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
+
+
+def test_monitors_give_the_checks_numbers_on_the_validation_rows(trained_run):
+    """The per-epoch monitors (dense rows, padding weighted 0, no host sync) and checks 1, 3, 5 and
+    6 on the validation rows of trajectories.csv (the predict loop's selected rows), for the epoch
+    best.ckpt holds: the same numbers, up to the float32 the logger keeps."""
+    run, summary = trained_run
+    rows = read_csv(run / "trajectories.csv")
+    val, t = rows[rows["split"] == "val"], make_thresholds()
+    pairs = {"val/gain_std": checks.gain_std, "val/monotonicity_violations": checks.monotonicity_violations,
+             "val/gain_cv_skills": checks.skill_gain_cv, "val/gain_ratio_correct_incorrect": checks.correct_incorrect_ratio}  # fmt: skip
+    for key, check in pairs.items():
+        assert summary[key] == pytest.approx(check(val, t).value, rel=1e-5), key
 
 
 def test_checks_agree_with_recomputation_from_trajectories_csv(trained_run):
@@ -174,7 +187,7 @@ def test_multi_skill_rows_join_skills_and_aggregate_mastery(tmp_path):
         num_skills=2, student_ids=np.array(["x", "y"]),
     )  # fmt: skip
     windows = make_windows(data, np.array([0, 1]), window=200, min_length=3)
-    dataset = WindowDataset(data, windows, np.full(2, -1), pad_to=None)
+    dataset = WindowDataset(data, windows, np.full(2, -1), Padding(window=200, bucketing=True, multiple=1))
     holder = SimpleNamespace(data=data, datasets={"train": dataset, "val": dataset, "test": dataset}, eval_batch_size=8)
     for aggregate in ("min", "mean"):
         module = make_module(2, d_model=8, n_heads=2, n_blocks=1, d_ff=16, aggregate=aggregate)

@@ -2,19 +2,21 @@
 
 Batches are gathered from the flat interaction arrays with one fancy-index per field (no Python
 loop over students or steps). With ``bucketing`` on, windows of similar length share a batch that
-is padded only to its own longest window instead of to ``window``.
+is padded only to its own longest window (rounded up to ``pad_multiple``) instead of to ``window``;
+``batch_tokens`` fills each batch up to a budget of padded steps instead of a number of windows.
+The batches of an epoch are a pure function of (``shuffle_seed``, epoch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from gainakt.data.interactions import InteractionData
 from gainakt.data.loading import load_dataset
@@ -23,14 +25,30 @@ from gainakt.data.protocol import SPLITS, Windows, make_windows, split_students
 Batch = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Padding:
+    """How far a batch is padded: to ``window`` (fixed padding), or with ``bucketing`` to its longest
+    window rounded up to a multiple of ``multiple`` (at most ``window``), so that shapes repeat."""
+
+    window: int
+    bucketing: bool
+    multiple: int
+
+    def steps(self, longest: np.ndarray | int) -> np.ndarray | int:
+        """Padded length of a batch whose longest window has ``longest`` steps (arrays element-wise)."""
+        if not self.bucketing:
+            return np.full_like(longest, self.window) if isinstance(longest, np.ndarray) else self.window
+        return np.minimum(-(-longest // self.multiple) * self.multiple, self.window)
+
+
 class WindowDataset(Dataset):
     """Index space over the windows of one split; collation does the gathering."""
 
-    def __init__(self, data: InteractionData, windows: Windows, student_slot: np.ndarray, pad_to: int | None):
+    def __init__(self, data: InteractionData, windows: Windows, student_slot: np.ndarray, padding: Padding):
         self.data = data
         self.windows = windows
         self.student_slot = student_slot
-        self.pad_to = pad_to
+        self.padding = padding
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -38,11 +56,11 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> int:
         return index
 
-    def collate(self, indices: list[int]) -> Batch:
+    def collate(self, indices: list[int] | np.ndarray) -> Batch:
         """Gather windows ``indices`` into right-padded [B, L] tensors."""
         idx = np.asarray(indices, dtype=np.int64)
         start, length = self.windows.start[idx], self.windows.length[idx]
-        steps = self.pad_to or int(length.max())
+        steps = int(self.padding.steps(int(length.max())))
         pos = np.arange(steps)
         real = pos[None, :] < length[:, None]
         rows = np.where(real, start[:, None] + pos[None, :], 0)
@@ -59,58 +77,128 @@ class WindowDataset(Dataset):
         return batch
 
 
-class LengthBucketBatchSampler(BatchSampler):
-    """Batches of windows of similar length, in an order drawn from ``sampler``.
+class EpochOrder(Sampler[int]):
+    """The order of ``size`` windows in one epoch: a permutation drawn from (``seed``, epoch), or
+    0..size-1 without ``shuffle``. Lightning calls :meth:`set_epoch` before every epoch, so the order
+    of any epoch can be recomputed (a resumed run draws what an uninterrupted one would)."""
 
-    Takes the sampler's order in pools of ``pool_batches`` batches, sorts each pool by length and
-    cuts it into batches, then shuffles the batches when ``shuffle`` is set. Any sampler works,
-    so Lightning can swap in a distributed one.
+    def __init__(self, size: int, shuffle: bool, seed: int) -> None:
+        self.size = size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def generator(self, stream: int) -> np.random.Generator:
+        """Random numbers of this epoch; ``stream`` separates independent uses."""
+        return np.random.default_rng((self.seed, self.epoch, stream))
+
+    def order(self) -> np.ndarray:
+        return self.generator(0).permutation(self.size) if self.shuffle else np.arange(self.size)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.order().tolist()
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def token_budget_cuts(padded: np.ndarray, budget: int) -> np.ndarray:
+    """Batch boundaries over windows sorted by length: each batch takes as many windows as fit in
+    ``budget`` padded steps (rows x its longest window's padded length), at least one.
+
+    Args:
+        padded: [N] padded length each window would give its batch as the longest one (non-decreasing).
+    Returns the start of every batch and N: batch k is ``[cuts[k], cuts[k+1])``.
+    """
+    capacity = np.maximum(budget // padded, 1)
+    # window j fits in a batch starting at i iff j - i + 1 <= capacity[j], i.e. capacity[j] - j >= 1 - i;
+    # capacity[j] - j strictly decreases, so the windows that fit are a prefix: one search per batch
+    slack = np.arange(len(padded)) - capacity  # strictly increasing
+    cuts = [0]
+    while cuts[-1] < len(padded):
+        cuts.append(int(np.searchsorted(slack, cuts[-1] - 1, side="right")))
+    return np.asarray(cuts)
+
+
+class WindowBatchSampler(BatchSampler):
+    """The batches of one epoch for this rank: a pure function of the seed and the epoch.
+
+    - fixed size (``batch_tokens`` None): ``batch_size`` windows a batch; with ``padding.bucketing``
+      the epoch's order is taken in pools of ``pool_batches`` batches, each sorted by length and cut
+      into batches, so a batch holds windows of similar length;
+    - token budget: the split sorted by length (ties in the epoch's random order) is cut into
+      batches of at most ``batch_tokens`` padded steps each, so short windows come many to a batch;
+      the cuts depend only on the lengths, so every epoch has the same batch shapes.
+
+    With ``shuffle`` the batches' order is drawn from the epoch too. Under several processes rank
+    ``rank`` takes every ``world``-th batch; in training (``equal_shares``) all ranks take the same
+    number of batches, so their gradient steps stay in lockstep (a few batches rest each epoch);
+    in evaluation every window is seen exactly once.
     """
 
     def __init__(
         self,
-        sampler: Sampler[int],
-        batch_size: int,
-        drop_last: bool,
+        order: EpochOrder,
         lengths: np.ndarray,
-        shuffle: bool,
-        pool_batches: int = 50,
+        padding: Padding,
+        batch_size: int,
+        batch_tokens: int | None,
+        pool_batches: int,
+        rank: int,
+        world: int,
+        equal_shares: bool,
     ) -> None:
-        super().__init__(sampler, batch_size, drop_last)
+        super().__init__(order, batch_size, drop_last=False)
         self.lengths = lengths
-        self.shuffle = shuffle
+        self.padding = padding
+        self.batch_tokens = batch_tokens
         self.pool_batches = pool_batches
+        self.rank = rank
+        self.world = world
+        self.equal_shares = equal_shares
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    def all_batches(self) -> list[np.ndarray]:
+        """Every rank's batches of the current epoch, in order."""
+        order: EpochOrder = self.sampler
+        if self._cache is not None and self._cache[0] == order.epoch:
+            return self._cache[1]
+        windows = order.order()
+        if self.batch_tokens is not None:
+            windows = windows[np.argsort(self.lengths[windows], kind="stable")]
+            cuts = token_budget_cuts(self.padding.steps(self.lengths[windows]), self.batch_tokens)
+            batches = np.split(windows, cuts[1:-1])
+        else:
+            pool = self.batch_size * self.pool_batches if self.padding.bucketing else len(windows)
+            batches = []
+            for begin in range(0, len(windows), pool):
+                chunk = windows[begin : begin + pool]
+                if self.padding.bucketing:
+                    chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                batches.extend(np.split(chunk, range(self.batch_size, len(chunk), self.batch_size)))
+        if order.shuffle:
+            batches = [batches[i] for i in order.generator(1).permutation(len(batches))]
+        self._cache = (order.epoch, batches)
+        return batches
+
+    def _mine(self) -> list[np.ndarray]:
+        batches = self.all_batches()
+        if self.world == 1:
+            return batches
+        mine = batches[self.rank :: self.world]
+        return mine[: len(batches) // self.world] if self.equal_shares else mine
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.fromiter(iter(self.sampler), dtype=np.int64)
-        pool = self.batch_size * self.pool_batches
-        batches: list[list[int]] = []
-        for begin in range(0, len(order), pool):
-            chunk = order[begin : begin + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size))
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        if self.shuffle:  # torch's generator, like RandomSampler: seeded by seed_everything, restored on resume
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
-        return iter(batches)
-
-
-class EvalShardSampler(Sampler[int]):
-    """Rank ``rank``'s share of ``size`` items, in order, without the repeats ``DistributedSampler`` adds.
-
-    Every item is evaluated exactly once across the ranks, so metrics synced over ranks equal a
-    single device's. Ranks may get one item fewer; evaluation has no per-batch collective to stall.
-    """
-
-    def __init__(self, size: int, rank: int, world_size: int) -> None:
-        self.indices = range(rank, size, world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
+        # a generator: the epoch's batches are drawn at the first batch, after Lightning's set_epoch
+        # (it creates the iterator of a resumed run's first epoch before setting the epoch)
+        for batch in self._mine():
+            yield batch.tolist()
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self._mine())
 
 
 class KTDataModule(L.LightningDataModule):
@@ -122,7 +210,13 @@ class KTDataModule(L.LightningDataModule):
         fold: validation fold; test is the source's (or the protocol's) held-out students.
         window: maximum window length (pykt: 200).
         min_length: windows shorter than this are dropped (pykt: 3).
+        batch_size, eval_batch_size: windows per training / evaluation batch.
+        batch_tokens, eval_batch_tokens: if set, batches hold as many windows of similar length
+            as fit in this many padded steps instead (``batch_size`` then only sizes the pools).
         bucketing: pad each batch to its longest window instead of to ``window``.
+        pad_multiple: round a bucketed batch's padded length up to a multiple of this (1: exact).
+        shuffle_seed: the training batches of epoch e are drawn from (shuffle_seed, e).
+        pool_batches: bucketing sorts the epoch's order in pools of this many batches.
         synthetic: simulator options (``format=synthetic`` only).
         reader: file-format reader and split options (every format but ``synthetic``).
     """
@@ -137,7 +231,12 @@ class KTDataModule(L.LightningDataModule):
         min_length: int,
         batch_size: int,
         eval_batch_size: int,
+        batch_tokens: int | None,
+        eval_batch_tokens: int | None,
         bucketing: bool,
+        pad_multiple: int,
+        shuffle_seed: int,
+        pool_batches: int,
         num_workers: int,
         cache_dir: str | None,
         synthetic: dict[str, Any] | None,
@@ -151,7 +250,12 @@ class KTDataModule(L.LightningDataModule):
         self.min_length = min_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.batch_tokens = batch_tokens
+        self.eval_batch_tokens = eval_batch_tokens
         self.bucketing = bucketing
+        self.pad_multiple = pad_multiple
+        self.shuffle_seed = shuffle_seed
+        self.pool_batches = pool_batches
         self.num_workers = num_workers
         self.cache_dir = cache_dir
         self.options = dict(synthetic or {}) if format == "synthetic" else dict(reader or {})
@@ -175,10 +279,10 @@ class KTDataModule(L.LightningDataModule):
         students = self.students
         slot = np.full(self.data.num_students, -1, dtype=np.int64)
         slot[students["train"]] = np.arange(len(students["train"]))
-        pad_to = None if self.bucketing else self.window
+        padding = Padding(self.window, self.bucketing, self.pad_multiple)
         for split in SPLITS:
             windows = make_windows(self.data, students[split], self.window, self.min_length)
-            self.datasets[split] = WindowDataset(self.data, windows, slot, pad_to)
+            self.datasets[split] = WindowDataset(self.data, windows, slot, padding)
         self.num_train_students = len(students["train"])
 
     @property
@@ -186,37 +290,32 @@ class KTDataModule(L.LightningDataModule):
         assert self.data is not None, "call setup() first"
         return self.data.num_skills
 
-    def _sampler(self, dataset: WindowDataset, shuffle: bool) -> Sampler[int]:
-        """Random or sequential order; under several processes, this rank's share of it.
-
-        Sharding here (with the Trainer's ``use_distributed_sampler: false``, as in
-        ``conf/trainer/ddp.yaml``) lets evaluation see every window exactly once.
-        """
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """This rank's batches of ``split``; pinned host memory when training on a CUDA device, so
+        the copy to the device runs asynchronously (Lightning copies with ``non_blocking``)."""
+        dataset = self.datasets[split]
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        if world == 1:
-            return RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        if shuffle:  # equal shares (a few windows repeated) keep the ranks' gradient steps in lockstep;
-            # the permutation must agree across ranks: seed_everything gave every rank the same torch seed
-            return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=torch.initial_seed())
-        return EvalShardSampler(len(dataset), rank, world)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        sampler = self._sampler(dataset, shuffle)
-        if self.bucketing:
-            batch_sampler: BatchSampler = LengthBucketBatchSampler(
-                sampler, batch_size, False, dataset.windows.length, shuffle=shuffle
-            )
-        else:
-            batch_sampler = BatchSampler(sampler, batch_size, False)
+        on_cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        train = split == "train"
+        batch_sampler = WindowBatchSampler(
+            EpochOrder(len(dataset), shuffle, self.shuffle_seed),
+            dataset.windows.length,
+            dataset.padding,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_tokens=self.batch_tokens if train else self.eval_batch_tokens,
+            pool_batches=self.pool_batches,
+            rank=rank,
+            world=world,
+            equal_shares=train,
+        )
         return DataLoader(
             dataset,
             batch_sampler=batch_sampler,
             collate_fn=dataset.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=on_cuda,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -6,14 +6,24 @@ import torch
 import torch.nn.functional as F
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the positions where ``mask`` holds.
+
+    A masked sum over a masked count rather than ``values[mask].mean()``: boolean indexing has a
+    data-dependent shape, which makes a GPU wait for the host at every step. (No position: 0.)
+    """
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
 def masked_bce(logit: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy over the steps where ``mask`` holds."""
-    return F.binary_cross_entropy_with_logits(logit[mask], target[mask].to(logit.dtype))
+    bce = F.binary_cross_entropy_with_logits(logit, target.to(logit.dtype), reduction="none")
+    return masked_mean(bce, mask)
 
 
 def gain_variance_loss(gains_all: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """-(mean over real steps of the variance of the gains across skills): rewards differentiated gains."""
-    return -gains_all.var(dim=-1)[mask].mean()
+    return -masked_mean(gains_all.var(dim=-1), mask)
 
 
 def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:

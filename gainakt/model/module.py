@@ -10,17 +10,18 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
+from torchmetrics import Metric, MetricCollection
 
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
+from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
 from gainakt.verification.trajectories import scored_rows
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
+LOSS_TERMS = ("bce", "im", "var")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 
@@ -36,6 +37,13 @@ class GainAKTModule(L.LightningModule):
             can never silently fall back to (1, 1). Not needed to evaluate a checkpoint.
         optimizer: the configured optimiser class with its arguments (``optim``, a Hydra
             ``_partial_``), called with the model's parameter groups. Not needed to evaluate.
+        compile: arguments of ``torch.compile`` for the network (e.g. ``{"dynamic": True}``), or
+            None to run it eagerly. Not saved with the checkpoint: evaluation runs eagerly unless
+            asked otherwise.
+        cudnn_attention: let PyTorch choose cuDNN's attention kernels on a GPU. cuDNN builds a plan
+            for every new batch shape (tens of milliseconds each), which bucketed batches pay
+            through their first epochs; off, PyTorch's flash and memory-efficient kernels run.
+            A process-wide switch, set when the model is configured.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
@@ -47,29 +55,39 @@ class GainAKTModule(L.LightningModule):
         lr_mults: Mapping[str, float],
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
+        compile: Mapping[str, Any] | None = None,  # these two defaults serve checkpoints, which do not
+        cudnn_attention: bool = True,  # store them; the configured values are in conf/model/gainakt.yaml
         **architecture: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=("schedule", "optimizer"))  # checkpoints stay plain data
+        # checkpoints stay plain data, and how to run the network is this process's choice
+        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile", "cudnn_attention"))
         unknown = set(lr_mults) ^ set(LR_GROUPS)
         if unknown:
             raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
         self.net = GainAKT3Exp(num_skills=num_skills, num_students=num_students, **architecture)
         self.schedule = schedule
         self.optimizer_factory = optimizer
+        self.compile_options = dict(compile) if compile is not None else None
+        self.cudnn_attention = cudnn_attention
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
         self._restored: tuple[int, float, float] | None = None
+        # Metrics and losses accumulate on the device and are logged once per epoch: no step reads
+        # a value back to the host (see gainakt.model.metrics).
         self.metrics = nn.ModuleDict(
             {
                 f"{split}_{enc}": MetricCollection(
-                    {"auc": BinaryAUROC(), "acc": BinaryAccuracy()}, prefix=f"{split}/{enc}_"
+                    {"auc": MaskedAUROC(), "acc": MaskedAccuracy()}, prefix=f"{split}/{enc}_", compute_groups=False
                 )
                 for split in SPLITS
                 for enc in ENCODERS
             }
+        )
+        self.losses = nn.ModuleDict(
+            {f"{split}_{term}": WeightedMean() for split in SPLITS for term in ("total", *LOSS_TERMS)}
         )
 
     # -- loss weights -------------------------------------------------------------------------------
@@ -122,6 +140,17 @@ class GainAKTModule(L.LightningModule):
         applied = checkpoint.get("loss_weights_applied")
         self._restored = tuple(applied) if applied is not None else None
 
+    def configure_model(self) -> None:
+        """Choose the attention kernels, and compile the network in place (its parameter names,
+        hence checkpoints, stay the same).
+
+        Lightning calls this once the model is on its device. Compiling takes over a minute on the
+        first batches of the original-size model on a GPU host, and its gain is not measured yet
+        (docs/performance.md)."""
+        torch.backends.cuda.enable_cudnn_sdp(self.cudnn_attention)
+        if self.compile_options is not None and getattr(self.net, "_compiled_call_impl", None) is None:
+            self.net.compile(**self.compile_options)
+
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], need_all_gains: bool = False) -> ModelOutput:
         return self.net(batch["skills"], batch["responses"], batch["student"], need_all_gains=need_all_gains)
@@ -138,35 +167,63 @@ class GainAKTModule(L.LightningModule):
         total = weighted_total(terms, self.loss_weights)
         if split == "train":
             self.last_loss_terms = {name: value.detach() for name, value in terms.items()}
-        n = int(scored.sum())
-        for name, value in terms.items():
-            self.log(f"{split}/loss_{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(f"{split}/loss", total, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        labels = target[scored]
+        n = scored.sum()  # stays on the device: the epoch means are weighted by scored steps
+        for name, value in (("total", total), *terms.items()):
+            self.losses[f"{split}_{name}"].update(value, n)
         for enc, logit in (("enc1", out.enc1_logit), ("enc2", out.enc2_logit)):
-            collection = self.metrics[f"{split}_{enc}"]
-            collection.update(torch.sigmoid(logit[scored].float()), labels)
-            self.log_dict(collection, on_step=False, on_epoch=True, batch_size=n)
+            self.metrics[f"{split}_{enc}"].update(torch.sigmoid(logit.float()), target, scored)
         return total, out
+
+    def _epoch_values(self, split: str) -> dict[str, torch.Tensor]:
+        """The split's epoch metrics and losses (``{split}/enc1_auc``, ``{split}/loss_bce``, ...), as
+        tensors on the device, and reset them. torchmetrics reduces them over processes, so every
+        rank gets the same values."""
+        values: dict[str, torch.Tensor] = {}
+        for enc in ENCODERS:
+            collection = self.metrics[f"{split}_{enc}"]
+            if all(metric.update_count for metric in collection.values()):
+                values.update(collection.compute())
+            collection.reset()
+        for name in ("total", *LOSS_TERMS):
+            metric: Metric = self.losses[f"{split}_{name}"]
+            if metric.update_count:
+                values[f"{split}/loss" if name == "total" else f"{split}/loss_{name}"] = metric.compute()
+            metric.reset()
+        return values
+
+    def _log_epoch(self, split: str) -> None:
+        """Log the split's epoch values (:meth:`_epoch_values`) once."""
+        self.log_dict(self._epoch_values(split), on_step=False, on_epoch=True)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch, "train")
-        self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
+        if self.trainer.progress_bar_callback is not None:  # read back only when the bar refreshes
+            self.log("loss", loss, prog_bar=True, logger=False, on_step=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ModelOutput:
         """Returns the model output, so monitoring callbacks read its gains instead of recomputing them."""
         return self._step(batch, "val")[1]
 
     def on_validation_epoch_end(self) -> None:
-        """Log ``val/mean_auc``, the mean of both encoders' validation AUCs: a monitor that selects
-        a checkpoint good for both, where ``val/enc1_auc`` alone reports encoder 2 at whatever
-        epoch suited encoder 1."""
-        aucs = [self.metrics[f"val_{enc}"]["auc"].compute() for enc in ENCODERS]
-        self.log("val/mean_auc", torch.stack(aucs).mean(), on_step=False, on_epoch=True)
+        """Log the validation epoch's values and ``val/mean_auc``, the mean of both encoders'
+        validation AUCs: a monitor that selects a checkpoint good for both, where ``val/enc1_auc``
+        alone reports encoder 2 at whatever epoch suited encoder 1. Computed from the device values,
+        so nothing is read back before Lightning logs them."""
+        values = self._epoch_values("val")
+        aucs = [values[f"val/{enc}_auc"] for enc in ENCODERS if f"val/{enc}_auc" in values]
+        if len(aucs) == len(ENCODERS):
+            values["val/mean_auc"] = torch.stack(aucs).mean()
+        self.log_dict(values, on_step=False, on_epoch=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
         """Both encoders' readings of every scored interaction (``trajectories.scored_rows``), on CPU:

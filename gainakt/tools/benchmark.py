@@ -8,9 +8,14 @@ on the machine falls on both sides alike:
 - ``accumulation_speedup``: the model's vectorised accumulation vs the original per-step loop,
   forward + backward on identical inputs at L = 200;
 - ``bucketing_speedup``: length-bucketed batches vs fixed padding to the window, training;
-- ``time_ratio_c1000_c100`` / ``memory_ratio_c1000_c100``: 1,000 vs 100 skills in practised mode.
+- ``time_ratio_c1000_c100`` / ``memory_ratio_c1000_c100``: 1,000 vs 100 skills in practised mode;
+- ``epochs``: whole epochs of a real ``fit`` (training and validation) on ASSISTments 2015 fold 0,
+  per batching variant (``bench.epoch``): real training interactions per second over the last
+  epoch, and the epoch's training and validation seconds.
 
-Top-level ratios are those of ``bench.headline_size``; ``ratios_by_size`` holds every size's.
+The sampled batches are valid on a GPU too: every timed batch runs once untimed first (a new shape
+costs the device its first-time work: allocations, kernel selection), and the device is waited for
+before every clock read. Top-level ratios are those of ``bench.headline_size``; ``ratios_by_size`` holds every size's.
 Peak memory is counted in tensors (see :mod:`gainakt.tools.tensor_memory`) over one training step on
 the variant's heaviest batch: parameters + gradients + Adam state + activations.
 """
@@ -37,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 
+from gainakt.callbacks.throughput import Throughput, wait_for_device
 from gainakt.errors import ConfigError
 from gainakt.data.datamodule import KTDataModule
 from gainakt.run.config import build, build_model
@@ -115,17 +121,19 @@ class _BatchClock(L.Callback):
     """Wall time and real interactions of training and evaluation batches, data loading included.
 
     The clock runs from the epoch start (or the previous batch's end) to each batch's end, after
-    the optimiser step.
+    the optimiser step; the device is waited for before each reading, so the time covers its work.
     """
 
     def __init__(self) -> None:
         self.totals = {"train": [0, 0, 0.0], "eval": [0, 0, 0.0]}  # batches, interactions, seconds
         self._mark = 0.0
 
-    def _start(self, *args: Any) -> None:
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        wait_for_device(pl_module.device)
         self._mark = time.perf_counter()
 
-    def _end(self, stage: str, batch: Batch) -> None:
+    def _end(self, stage: str, pl_module: L.LightningModule, batch: Batch) -> None:
+        wait_for_device(pl_module.device)
         totals = self.totals[stage]
         totals[0] += 1
         totals[1] += int(batch["mask"].sum())
@@ -136,10 +144,10 @@ class _BatchClock(L.Callback):
     on_validation_epoch_start = _start
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._end("train", batch)
+        self._end("train", pl_module, batch)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._end("eval", batch)
+        self._end("eval", pl_module, batch)
 
 
 @dataclass
@@ -202,10 +210,15 @@ def peak_training_memory(trainer_cfg: DictConfig, module: GainAKTModule, batch: 
 
 
 def compare(variants: list[Variant], trainer_cfg: DictConfig, bench: DictConfig) -> list[dict[str, Any]]:
-    """Time the variants round by round in this process, then measure each one's peak memory."""
-    for variant in variants:  # untimed warm-up
-        if bench.warmup_steps > 0:
-            _trainer(trainer_cfg, [], max_steps=bench.warmup_steps).fit(variant.module, variant.train_loader)
+    """Time the variants round by round in this process, then measure each one's peak memory.
+
+    Before the first round every timed batch runs once untimed (``bench.warmup_passes``), so no
+    timing includes the first-time work of a new batch shape.
+    """
+    for variant in variants:
+        for _ in range(bench.warmup_passes):
+            _trainer(trainer_cfg, [], max_epochs=1).fit(variant.module, train_dataloaders=variant.train_loader)
+            _trainer(trainer_cfg, [], limit_val_batches=1.0).validate(variant.module, variant.eval_loader, verbose=False)
     clocks = {v.name: _BatchClock() for v in variants}
     for round_index in range(bench.rounds):
         for variant in variants if round_index % 2 == 0 else variants[::-1]:  # A, B, B, A, ...
@@ -236,17 +249,24 @@ def compare(variants: list[Variant], trainer_cfg: DictConfig, bench: DictConfig)
     return cases
 
 
-def _variant(
-    name: str, info: dict[str, Any], cfg: DictConfig, size: DictConfig, data_overrides: dict[str, Any]
-) -> Variant:
-    """Data and a freshly seeded model (so variants of equal shape start from identical weights)."""
+def _data_and_model(cfg: DictConfig, size: dict[str, Any], data_overrides: dict[str, Any]):
+    """The DataModule (set up) and a freshly seeded model, so variants of equal shape start from
+    identical weights."""
     batches = {k: cfg.bench[k] for k in ("batch_size", "eval_batch_size") if cfg.bench[k] is not None}
-    datamodule: KTDataModule = instantiate(cfg.data, **data_overrides, **batches)
+    datamodule: KTDataModule = instantiate(cfg.data, **{**batches, **data_overrides})
     datamodule.prepare_data()
     datamodule.setup("fit")
     L.seed_everything(cfg.seed, verbose=False)
     sized = OmegaConf.merge(cfg, {"model": size})
     module = build_model(sized, datamodule.num_skills, datamodule.num_train_students, schedule=build(cfg.schedule))
+    return datamodule, module
+
+
+def _variant(
+    name: str, info: dict[str, Any], cfg: DictConfig, size: dict[str, Any], data_overrides: dict[str, Any]
+) -> Variant:
+    """A side of a sampled-batch comparison: its timed batches, stratified over a whole pass."""
+    datamodule, module = _data_and_model(cfg, size, data_overrides)
     return Variant(
         name=name,
         info={**info, "num_skills": datamodule.num_skills, **{f"model.{k}": v for k, v in size.items()}},
@@ -258,17 +278,23 @@ def _variant(
     )
 
 
-def bucketing_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Variant]:
-    """Bucketed vs fixed padding on ASSISTments 2015 fold 0, or synthetic data of its shape."""
+def assist2015_data(cfg: DictConfig) -> tuple[dict[str, Any], str]:
+    """``data.*`` overrides for ASSISTments 2015 fold 0 (``bench.bucketing``), or for synthetic data
+    of its shape when the folder is absent, and a label saying which."""
     spec = cfg.bench.bucketing
     if spec.root and Path(spec.root).expanduser().is_dir():
-        data = {"format": "pykt", "root": spec.root, "fold": spec.fold, "synthetic": None}
-        label = f"assist2015 fold {spec.fold} ({spec.root})"
-    else:
-        log.warning("bench.bucketing.root=%s is absent: using synthetic data of the same shape", spec.root)
-        synthetic = {**cfg.bench.simulator.synthetic, **spec.fallback}
-        data = {"format": "synthetic", "root": None, "fold": spec.fold, "synthetic": synthetic}
-        label = "synthetic, assist2015-shaped (ASSISTments 2015 absent)"
+        return {"format": "pykt", "root": spec.root, "fold": spec.fold, "synthetic": None}, (
+            f"assist2015 fold {spec.fold} ({spec.root})"
+        )
+    log.warning("bench.bucketing.root=%s is absent: using synthetic data of the same shape", spec.root)
+    synthetic = {**cfg.bench.simulator.synthetic, **spec.fallback}
+    data = {"format": "synthetic", "root": None, "fold": spec.fold, "synthetic": synthetic}
+    return data, "synthetic, assist2015-shaped (ASSISTments 2015 absent)"
+
+
+def bucketing_pair(cfg: DictConfig, size_name: str, size: dict[str, Any]) -> list[Variant]:
+    """Bucketed vs fixed padding on ASSISTments 2015 fold 0, or synthetic data of its shape."""
+    data, label = assist2015_data(cfg)
     return [
         _variant(
             f"{size_name}/{name}", {"size": size_name, "data": label, "bucketing": bucketing}, cfg, size,
@@ -278,7 +304,7 @@ def bucketing_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Va
     ]
 
 
-def skills_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Variant]:
+def skills_pair(cfg: DictConfig, size_name: str, size: dict[str, Any]) -> list[Variant]:
     """The same simulated students with C = small vs large skills, ``accumulate=practiced``."""
     spec = cfg.bench.skills
     variants = []
@@ -290,15 +316,53 @@ def skills_pair(cfg: DictConfig, size_name: str, size: DictConfig) -> list[Varia
     return variants
 
 
+def epoch_case(cfg: DictConfig, size_name: str, variant: str) -> dict[str, Any]:
+    """Whole epochs of a real ``fit`` (training, then validation on the whole split) of one batching
+    variant; the last epoch is reported, the earlier ones pay for warm-up (and compilation)."""
+    spec = cfg.bench.epoch
+    size = OmegaConf.to_container(cfg.bench.sizes[size_name]) or {}
+    overrides = OmegaConf.to_container(spec.variants[variant]) or {}
+    model_overrides, data_overrides = overrides.get("model") or {}, overrides.get("data") or {}
+    data, label = assist2015_data(cfg)
+    datamodule, module = _data_and_model(cfg, {**size, **model_overrides}, {**data, **data_overrides})
+    throughput = Throughput()
+    callbacks = [build(cfg.callbacks[name]) for name in spec.callbacks if cfg.callbacks.get(name) is not None]
+    trainer = _trainer(cfg.trainer, [*callbacks, throughput], max_epochs=spec.epochs, limit_val_batches=1.0)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    last = throughput.epochs[-1]
+    return {
+        "name": f"{size_name}/epoch/{variant}",
+        "size": size_name,
+        "data": label,
+        "variant": variant,
+        "data_overrides": data_overrides,
+        "model_overrides": model_overrides,
+        **{f"model.{k}": v for k, v in size.items()},
+        "epochs": spec.epochs,
+        "train_batches_per_epoch": len(datamodule.train_dataloader()),
+        "train_interactions_per_second": last["interactions"] / last["train_seconds"],
+        "train_seconds": last["train_seconds"],
+        "val_seconds": last["val_seconds"],
+        "epoch_seconds": last["train_seconds"] + last["val_seconds"],
+        "train_interactions": last["interactions"],
+        "per_epoch": throughput.epochs,
+        "fit_seconds": time.perf_counter() - start,
+    }
+
+
 def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every case at every size; returns the JSON document."""
     bench = cfg.bench
     set_threads(bench.threads)
     load_before = os.getloadavg()[0]
-    for name in bench.run_sizes:
-        if name not in bench.sizes:
-            raise ConfigError(f"bench.run_sizes: {name!r} is not one of bench.sizes ({', '.join(bench.sizes)})")
-    if bench.headline_size not in bench.run_sizes:
+    for key, names, known in (("bench.run_sizes", bench.run_sizes, bench.sizes),
+                              ("bench.epoch.sizes", bench.epoch.sizes, bench.sizes),
+                              ("bench.epoch.run", bench.epoch.run, bench.epoch.variants)):  # fmt: skip
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"{key}: {name!r} is not one of {', '.join(known)}")
+    if bench.run_sizes and bench.headline_size not in bench.run_sizes:
         raise ConfigError(f"bench.headline_size={bench.headline_size!r} is not in bench.run_sizes {list(bench.run_sizes)}")
     acc = bench.accumulation
     log.info("accumulation: B=%d, L=%d, C=%d", acc.batch_size, acc.length, acc.num_skills)
@@ -321,14 +385,20 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             f"memory_ratio_c{bench.skills.large}_c{bench.skills.small}": large["peak_memory_mib"]
             / small["peak_memory_mib"],
         }
-    headline = ratios[bench.headline_size]
+    for size_name in bench.epoch.sizes:
+        for variant in bench.epoch.run:
+            log.info("size %s: whole epochs, %s", size_name, variant)
+            cases.append(epoch_case(cfg, size_name, variant))
+    headline = ratios.get(bench.headline_size, {})  # empty when bench.run_sizes=[] (epochs only)
     return {
         "accumulation_speedup": accumulation["speedup_gathered"],
-        "bucketing_speedup": headline["bucketing_speedup"],
-        "memory_ratio_c1000_c100": headline[f"memory_ratio_c{bench.skills.large}_c{bench.skills.small}"],
-        "time_ratio_c1000_c100": headline[f"time_ratio_c{bench.skills.large}_c{bench.skills.small}"],
+        "bucketing_speedup": headline.get("bucketing_speedup"),
+        "memory_ratio_c1000_c100": headline.get(f"memory_ratio_c{bench.skills.large}_c{bench.skills.small}"),
+        "time_ratio_c1000_c100": headline.get(f"time_ratio_c{bench.skills.large}_c{bench.skills.small}"),
         "headline_size": bench.headline_size,
         "ratios_by_size": ratios,
+        "epochs": {case["name"]: {k: case[k] for k in ("train_interactions_per_second", "epoch_seconds")}
+                   for case in cases if case.get("variant")},  # fmt: skip
         "cases": cases,
         "machine": {
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -338,6 +408,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "accelerator": str(cfg.trainer.get("accelerator", "auto")),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "precision": str(cfg.trainer.get("precision", "32-true")),
             "command": " ".join(["python -m gainakt.bench", *sys.argv[1:]]),
             "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},  # other work sharing the CPU

@@ -287,9 +287,10 @@ def monotonicity_violations(rows: pd.DataFrame, t: Thresholds) -> CheckResult:
         if len(rows) == 0:
             raise NotComputable("no rows")
         column = lambda name, dtype: torch.tensor(rows[name].to_numpy(dtype))  # noqa: E731
-        group = gain_stats.window_skill_groups(column("window", np.int64), torch.from_numpy(skill_matrix(rows["skill"])))
-        return float(gain_stats.mastery_decreases(group, column("step", np.int64), column("mastery_before", np.float64),
-                                                  column("mastery_after", np.float64), t.monotonicity_tolerance))  # fmt: skip
+        return float(gain_stats.mastery_decreases(
+            column("window", np.int64), torch.from_numpy(skill_matrix(rows["skill"])), column("step", np.int64),
+            column("mastery_before", np.float64), column("mastery_after", np.float64), t.monotonicity_tolerance,
+        ))  # fmt: skip
 
     return _result(3, "monotonicity violations", t.monotonicity_violations, "<=", compute)
 

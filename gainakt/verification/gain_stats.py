@@ -4,8 +4,10 @@ final checks.
 Both read the same *rows*: one per scored interaction (every step of a window but its first), with
 the gain g_t applied at that step to the interaction's skills (the mean over them for a multi-skill
 question, as ``trajectories.csv``'s ``gain``) and the aggregated mastery before and after it. The
-monitors get the rows of each validation batch from :func:`gainakt.verification.trajectories.scored_rows`
-(the validation step's forward pass); the checks get the test rows of ``trajectories.csv``.
+monitors get the rows of each validation batch from :func:`gainakt.verification.trajectories.dense_rows`
+(the validation step's forward pass: every position, padding weighted 0, so that no selection
+makes a GPU wait for the host); the checks get the test rows of ``trajectories.csv``, which
+:func:`~gainakt.verification.trajectories.scored_rows` selects from the same dense rows.
 
 Gain statistics are built from additive sufficient statistics (counts and sums), so a monitor adds
 them up batch by batch, on the device, and summarises once per epoch without keeping every gain.
@@ -24,29 +26,45 @@ class NotComputable(Exception):
     """Raised inside a statistic when the rows cannot give it; the message is the reason."""
 
 
-def gain_sums(gain: torch.Tensor, skills: torch.Tensor, responses: torch.Tensor, num_skills: int) -> GainSums:
+def gain_sums(
+    gain: torch.Tensor,
+    skills: torch.Tensor,
+    responses: torch.Tensor,
+    num_skills: int,
+    weight: torch.Tensor | None = None,
+) -> GainSums:
     """Sufficient statistics of the gains of some rows.
+
+    Weighted sums and index-adds over every row given, never a selection: a selection's size is
+    data-dependent, so on a GPU every batch would wait for the host. The monitors pass every
+    position of a padded batch with ``weight`` 0 on padding (:func:`~gainakt.verification.trajectories.dense_rows`),
+    which gives the statistics of the scored rows alone.
 
     Args:
         gain: [N] gain of each row (the mean over its skills).
         skills: [N, K] the row's skill ids, -1 for empty slots; a multi-skill row counts, with its
             gain, for each of its skills.
         responses: [N] the row's answer r_t (the gain at step t is computed after it).
-    Returns float64 tensors: ``n``, ``sum``, ``sum_sq`` (scalars), ``skill_n``, ``skill_sum`` ([C]),
-    ``response_n``, ``response_sum`` ([2], index = response).
+        weight: [N] 1 for a row that counts, 0 for one that does not (padding); None: every row counts.
+    Returns float64 tensors on the gains' device: ``n``, ``sum``, ``sum_sq`` (scalars), ``skill_n``,
+    ``skill_sum`` ([C]), ``response_n``, ``response_sum`` ([2], index = response).
     """
-    g = gain.double()
-    valid = skills >= 0
-    per_skill = g.unsqueeze(-1).expand_as(skills)[valid]
-    r = responses.long()
+    w = torch.ones_like(gain, dtype=torch.float64) if weight is None else weight.double()
+    counted = w > 0
+    g = torch.where(counted, gain.double(), 0.0)  # what a padding row holds is never read
+    slot = ((skills >= 0) & counted.unsqueeze(-1)).double() * w.unsqueeze(-1)  # [N, K]
+    s = skills.clamp_min(0).long().flatten()
+    r = torch.where(counted, responses.long(), 0)
+    per_skill = torch.zeros(num_skills, dtype=torch.float64, device=gain.device)
+    per_response = torch.zeros(2, dtype=torch.float64, device=gain.device)
     return {
-        "n": torch.tensor(float(g.numel()), dtype=torch.float64, device=g.device),
-        "sum": g.sum(),
-        "sum_sq": (g * g).sum(),
-        "skill_n": torch.bincount(skills[valid], minlength=num_skills).double(),
-        "skill_sum": torch.bincount(skills[valid], weights=per_skill, minlength=num_skills),
-        "response_n": torch.bincount(r, minlength=2).double(),
-        "response_sum": torch.bincount(r, weights=g, minlength=2),
+        "n": w.sum(),
+        "sum": (g * w).sum(),
+        "sum_sq": (g * g * w).sum(),
+        "skill_n": per_skill.index_add(0, s, slot.flatten()),
+        "skill_sum": per_skill.index_add(0, s, (g.unsqueeze(-1) * slot).flatten()),
+        "response_n": per_response.index_add(0, r, w),
+        "response_sum": per_response.index_add(0, r, g * w),
     }
 
 
@@ -122,24 +140,37 @@ def summarise_gains(sums: GainSums, min_rows_per_skill: int) -> dict[str, float]
 
 
 def mastery_decreases(
-    group: torch.Tensor, step: torch.Tensor, before: torch.Tensor, after: torch.Tensor, tolerance: float
+    window: torch.Tensor,
+    skills: torch.Tensor,
+    step: torch.Tensor,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    tolerance: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Number of mastery decreases by more than ``tolerance`` along the rows (check 3), as a 0-d tensor.
 
     Counts (a) rows whose mastery after the answer is below the mastery before it and (b)
-    consecutive rows (by ``step``) of one ``group`` — a student's window and skill set: windows are
-    separate model inputs, so mastery may restart at a window boundary — whose mastery before the
-    answer is below the previous row's mastery after it.
+    consecutive rows (by ``step``) of one student window and skill set — windows are separate
+    model inputs, so mastery may restart at a window boundary — whose mastery before the answer is
+    below the previous row's mastery after it.
+
+    The rows are ordered by (counted, window, skill set, step) with successive stable sorts, and
+    each compared with the previous one: no ``unique`` or selection, so nothing waits for the host.
+
+    Args:
+        window: [N] the row's window; skills: [N, K] its skill ids (-1 for empty slots);
+            step: [N] its position; before, after: [N] its mastery before and after the answer.
+        weight: [N] 1 for a row that counts, 0 for one that does not (padding, which sorts apart
+            from every counted row and is never compared); None: every row counts.
     """
+    counted = torch.ones_like(step, dtype=torch.bool) if weight is None else weight > 0
     order = torch.argsort(step, stable=True)
-    order = order[torch.argsort(group[order], stable=True)]
-    g, b, a = group[order], before[order], after[order]
-    within = (after < before - tolerance).sum()
-    across = ((g[1:] == g[:-1]) & (b[1:] < a[:-1] - tolerance)).sum()
+    for key in (*skills.unbind(-1)[::-1], window, ~counted):  # least significant first
+        order = order[torch.argsort(key[order], stable=True)]
+    w, s, c = window[order], skills[order], counted[order]
+    b, a = before[order], after[order]
+    same = (w[1:] == w[:-1]) & (s[1:] == s[:-1]).all(-1) & c[1:] & c[:-1]
+    within = ((after < before - tolerance) & counted).sum()
+    across = (same & (b[1:] < a[:-1] - tolerance)).sum()
     return within + across
-
-
-def window_skill_groups(window: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
-    """Group id of each row: one per (window, skill set) — the groups of :func:`mastery_decreases`."""
-    keys = torch.cat([window.reshape(-1, 1).long(), skills.long()], dim=1)
-    return torch.unique(keys, dim=0, return_inverse=True)[1]

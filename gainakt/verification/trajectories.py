@@ -44,12 +44,14 @@ FLOATS = [*COLUMNS[6:], *TRUTH_COLUMNS]
 
 
 @torch.no_grad()
-def scored_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
-    """The model's readings of each scored interaction of a batch, from a forward pass's output.
+def dense_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
+    """The model's readings at every position j >= 1 of every window of a batch, from a forward
+    pass's output, scored or padding: ``weight`` is 1 for a scored interaction and 0 for padding.
 
-    Returns tensors on the batch's device, one entry per scored row: ``window``, ``position`` (in
-    the window), ``response``, ``skills`` ([N, K]) and the columns of :data:`READINGS`. The predict
-    step and the per-epoch monitors both call it, so their rows are the checks' rows.
+    Returns tensors on the batch's device, one entry per row (B x (L - 1) rows): ``weight``,
+    ``window``, ``position`` (in the window), ``response``, ``skills`` ([N, K]) and the columns of
+    :data:`READINGS`. Nothing is selected, so no operation waits for the host: the per-epoch
+    monitors weight these rows; :func:`scored_rows` selects the scored ones.
     """
     skills, student = batch["skills"], batch["student"]
     trace = net.practised_mastery(out.gain, out.gains_all, skills, student)
@@ -62,19 +64,29 @@ def scored_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, t
     else:
         other = torch.zeros_like(gain)
     scored = batch["mask"][:, 1:]
-    row, pos = scored.nonzero(as_tuple=True)
+    rows, steps = scored.shape
+    position = torch.arange(1, steps + 1, device=scored.device)
     return {
-        "window": batch["window"][row],
-        "position": pos + 1,
-        "response": batch["responses"][:, 1:][scored],
-        "skills": own[scored],
-        "enc1_prob": torch.sigmoid(out.enc1_logit.float())[scored],
-        "enc2_prob": torch.sigmoid(out.enc2_logit.float())[scored],
-        "mastery_before": aggregate_skills(trace["mastery_before"][:, 1:].float(), valid, net.aggregate)[scored],
-        "mastery_after": aggregate_skills(trace["mastery_after"][:, 1:].float(), valid, net.aggregate)[scored],
-        "gain": gain[scored],
-        "gain_other": other[scored],
+        "weight": scored.reshape(-1).float(),
+        "window": batch["window"].unsqueeze(1).expand(rows, steps).reshape(-1),
+        "position": position.expand(rows, steps).reshape(-1),
+        "response": batch["responses"][:, 1:].reshape(-1),
+        "skills": own.reshape(rows * steps, own.shape[-1]),
+        "enc1_prob": torch.sigmoid(out.enc1_logit.float()).reshape(-1),
+        "enc2_prob": torch.sigmoid(out.enc2_logit.float()).reshape(-1),
+        "mastery_before": aggregate_skills(trace["mastery_before"][:, 1:].float(), valid, net.aggregate).reshape(-1),
+        "mastery_after": aggregate_skills(trace["mastery_after"][:, 1:].float(), valid, net.aggregate).reshape(-1),
+        "gain": gain.reshape(-1),
+        "gain_other": other.reshape(-1),
     }
+
+
+def scored_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
+    """The scored rows of :func:`dense_rows` (without ``weight``), one entry per scored interaction:
+    what the predict step returns, hence the checks' rows."""
+    rows = dense_rows(net, batch, out)
+    scored = rows.pop("weight") > 0
+    return {name: value[scored] for name, value in rows.items()}
 
 
 def length_ordered_loader(collate: Callable[[list[int]], Batch], lengths: np.ndarray, batch_size: int) -> DataLoader:
