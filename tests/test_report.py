@@ -58,6 +58,16 @@ def test_folds_are_repeats_like_seeds(tmp_path):
     assert "mean ± std over folds (data.fold)" in md and f"{folds.mean():.4f} ± {folds.std():.4f}" in md
 
 
+def test_a_sweep_of_folds_alone_says_so(tmp_path):
+    """The default model on 5 folds and nothing else: one row, and the report names the folds as what varied."""
+    for fold in range(5):
+        _fake_job(tmp_path / str(fold), [f"data.fold={fold}", "data=assist2015"],
+                  {"status": "completed", "seed": 42, "test/enc1_auc": 0.71 + 0.001 * fold})  # fmt: skip
+    report = write_report(tmp_path)
+    assert report.params == [] and report.repeats == ["data.fold"]
+    assert "Swept: nothing but the folds (data.fold);" in (tmp_path / "report.md").read_text()
+
+
 def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err

@@ -208,8 +208,8 @@ def render_markdown(report: Report, sweep_dir: Path, plots: list[str]) -> str:
     out = io.StringIO()
     out.write(f"# Sweep report\n\nFolder: `{sweep_dir}`\n\n")
     out.write(f"{len(report.jobs)} jobs: {done} completed, {len(failed)} failed or missing.\n")
-    swept = ", ".join(f"`{p}`" for p in report.params) or "nothing but the seed"
     over = " and ".join({"seed": "seeds", FOLD_KEY: "folds (data.fold)"}[k] for k in report.repeats)
+    swept = ", ".join(f"`{p}`" for p in report.params) or f"nothing but the {over or 'seed'}"
     values = f"mean ± std over {over}" if over else "one run per configuration (neither seed nor data.fold swept)"
     out.write(f"Swept: {swept}; rows are configurations, values are {values}; `runs` counts them.\n")
     for note in report.notes:
