@@ -8,7 +8,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from gainakt.model.module import GainAKTModule
 from gainakt.verification.gain_stats import GainSums, add_gain_sums, gain_sums, summarise_gains
-from gainakt.verification.trajectories import dense_rows
 
 
 class GainMonitor(L.Callback):
@@ -20,7 +19,7 @@ class GainMonitor(L.Callback):
     rows (every scored interaction, its gain the mean over its skills): they differ from the
     checks' values only in being taken on validation data every epoch instead of on test data at
     the end, which the ``val/`` prefix says. The rows are every position of each batch, padding
-    weighted 0 (``trajectories.dense_rows``), and the sums stay on the device until the epoch's
+    weighted 0 (``trajectories.BatchReadings.rows``), and the sums stay on the device until the epoch's
     end, so no validation batch waits for the host.
 
     Args:
@@ -40,7 +39,7 @@ class GainMonitor(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        rows = dense_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
+        rows = outputs.rows  # the validation step's readings (BatchReadings), shared with the other monitor
         sums = gain_sums(rows["gain"], rows["skills"], rows["response"], pl_module.net.num_skills, rows["weight"])
         self._sums = add_gain_sums(self._sums, sums)
         if self.histograms:  # the scored rows' gains are selected once, at the epoch's end

@@ -8,13 +8,12 @@ import torch
 from gainakt.errors import CheckFailed
 from gainakt.model.module import GainAKTModule
 from gainakt.verification.gain_stats import mastery_decreases
-from gainakt.verification.trajectories import dense_rows
 
 
 class MonotonicityCheck(L.Callback):
     """Logs ``val/monotonicity_violations``: check 3's count (``gain_stats.mastery_decreases``) on
     the validation rows of the epoch, instead of the test rows at the end. The count of each batch
-    stays on the device (every position, padding weighted 0: ``trajectories.dense_rows``) and the
+    stays on the device (every position, padding weighted 0: ``trajectories.BatchReadings.rows``) and the
     epoch's total is read once.
 
     Args:
@@ -33,7 +32,7 @@ class MonotonicityCheck(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module: GainAKTModule, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
             return
-        rows = dense_rows(pl_module.net, batch, outputs)  # from the validation step's forward pass
+        rows = outputs.rows  # the validation step's readings (BatchReadings), shared with the other monitor
         count = mastery_decreases(rows["window"], rows["skills"], rows["position"], rows["mastery_before"],
                                   rows["mastery_after"], self.tolerance, rows["weight"])  # fmt: skip
         self._violations = count if self._violations is None else self._violations + count

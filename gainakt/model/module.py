@@ -17,7 +17,7 @@ from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
-from gainakt.verification.trajectories import scored_rows
+from gainakt.verification.trajectories import BatchReadings, scored_rows
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
@@ -204,9 +204,10 @@ class GainAKTModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> ModelOutput:
-        """Returns the model output, so monitoring callbacks read its gains instead of recomputing them."""
-        return self._step(batch, "val")[1]
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> BatchReadings:
+        """Returns the forward pass's readings, so the monitoring callbacks share its rows
+        (computed once, when first asked for) instead of running the model again."""
+        return BatchReadings(self.net, batch, self._step(batch, "val")[1])
 
     def on_validation_epoch_end(self) -> None:
         """Log the validation epoch's values and ``val/mean_auc``, the mean of both encoders'

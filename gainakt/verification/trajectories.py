@@ -23,6 +23,7 @@ r_j). Columns:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,18 @@ def dense_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, to
         "gain": gain.reshape(-1),
         "gain_other": other.reshape(-1),
     }
+
+
+class BatchReadings:
+    """One validation batch's forward pass, and its :func:`dense_rows` computed once, on first use:
+    what the validation step returns, so the per-epoch monitors share one computation of the rows."""
+
+    def __init__(self, net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> None:
+        self.net, self.batch, self.out = net, batch, out
+
+    @cached_property
+    def rows(self) -> dict[str, torch.Tensor]:
+        return dense_rows(self.net, self.batch, self.out)
 
 
 def scored_rows(net: GainAKT3Exp, batch: Batch, out: ModelOutput) -> dict[str, torch.Tensor]:
