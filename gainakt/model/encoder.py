@@ -5,7 +5,9 @@ streams embed the interaction token x_t = q_t + C * r_t, and position t attends 
 
 Recency (``recency``): ``none`` attends by content and learned position only; ``linear`` adds
 -lambda_h * (t - tau) to head h's scores (ALiBi with a learned slope per head and block: weights decay
-exponentially with the number of steps between two interactions); ``monotonic`` uses AKT's
+exponentially with the number of steps between two interactions); ``alibi`` is the same with ALiBi's
+fixed slopes, a bias without a gradient, which PyTorch's fused CPU attention takes (about three
+times faster than ``linear`` at 200 steps, fifteen per cent of a CPU training step); ``monotonic`` uses AKT's
 context-aware distance (Ghosh et al., 2020), which counts the attention mass lying between tau and
 t, so a step far back with little relevant in between still counts.
 """
@@ -18,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gainakt.model.dropout import Dropout
+
 
 def embed_skill_sets(table: nn.Embedding, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean embedding over each interaction's skill slots: [B, L, K] ids -> [B, L, d].
@@ -28,7 +32,7 @@ def embed_skill_sets(table: nn.Embedding, ids: torch.Tensor, valid: torch.Tensor
     return vectors.sum(-2) / valid.sum(-1, keepdim=True).clamp_min(1)
 
 
-RECENCY = ("none", "linear", "monotonic")
+RECENCY = ("none", "linear", "alibi", "monotonic")
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -75,6 +79,20 @@ def monotonic_attention(
     return torch.softmax(scores, dim=-1) @ v
 
 
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d_h) + bias) v for an additive ``bias`` that holds the causal mask.
+
+    On a CPU, PyTorch's attention takes a bias that needs a gradient (a learned recency slope) only
+    on its math path, which also scans every row for being fully masked (never true here: each
+    step attends to itself) and costs about twice these three operations. CUDA's kernels take
+    such a bias directly.
+    """
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+    return torch.softmax(scores.add_(bias), dim=-1) @ v
+
+
 class CausalAttention(nn.Module):
     """Multi-head attention of step t over steps 0..t, with the block's recency option.
 
@@ -89,9 +107,11 @@ class CausalAttention(nn.Module):
         self.n_heads = n_heads
         self.recency = recency
         # Per-head decay rate lambda_h = softplus(raw): ALiBi's slopes to start with (linear), AKT's
-        # xavier-sized draw (monotonic); none has no parameter.
+        # xavier-sized draw (monotonic); alibi keeps ALiBi's slopes fixed; none has no parameter.
         self.decay_raw = None
-        if recency == "linear":
+        if recency == "alibi":
+            self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
+        elif recency == "linear":
             self.decay_raw = nn.Parameter(torch.log(torch.expm1(alibi_slopes(n_heads))))
         elif recency == "monotonic":
             self.decay_raw = nn.Parameter(torch.empty(n_heads).uniform_(-1.0, 1.0))
@@ -103,6 +123,8 @@ class CausalAttention(nn.Module):
     @property
     def decay(self) -> torch.Tensor | None:
         """lambda_h >= 0 per head, or None without recency."""
+        if self.recency == "alibi":
+            return self.slopes
         return None if self.decay_raw is None else F.softplus(self.decay_raw)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,6 +142,10 @@ class CausalAttention(nn.Module):
         elif self.recency == "linear":
             recent = -self.decay[:, None, None] * step_distance(steps, q.device)
             recent = recent.masked_fill(causal_mask(steps, q.device), float("-inf"))
+            attn = biased_attention(q, k, v, recent if bias is None else recent + bias)
+        elif self.recency == "alibi":  # a [1, H, L, L] bias: PyTorch's fused kernels take 4-d masks
+            recent = (-self.slopes[:, None, None] * step_distance(steps, q.device))[None]
+            recent = recent.masked_fill(causal_mask(steps, q.device), float("-inf"))
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=recent if bias is None else recent + bias)
         elif bias is None:
             attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -134,11 +160,11 @@ class DualStreamBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, recency: str) -> None:
         super().__init__()
         self.attention = CausalAttention(d_model, n_heads, recency)
-        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.ffn = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(dropout), nn.Linear(d_ff, d_model))
         self.norm_attn = nn.LayerNorm(d_model)
         self.norm_ffn = nn.LayerNorm(d_model)
         self.norm_value = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, ctx: torch.Tensor, val: torch.Tensor, bias: torch.Tensor | None = None

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
+from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
 from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
 
@@ -133,14 +134,14 @@ class GainAKT3Exp(nn.Module):
         # AKT's knowledge retriever: the next question asks the past states what they say about it.
         self.retriever = CausalAttention(d_model, n_heads, recency_enc1) if retriever else None
         self.enc1_head = nn.Sequential(
-            nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, 1)
+            nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
         )
         # Encoder 2: interpretable gains and learning curves.
         self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
         self.skill_bias = nn.Parameter(torch.zeros(num_skills, num_skills)) if attention_bias == "skill_aware" else None
         body: nn.Module = nn.Identity()
         if gains_head == "mlp":
-            body = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Dropout(0.1))
+            body = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), Dropout(0.1))
         self.gains_body = body
         self.gains_out = nn.Linear(d_model, num_skills) if gains == "per_skill" else None
         if gains_init == "small" and self.gains_out is not None:
