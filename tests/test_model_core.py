@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gainakt.model.accumulation import (
     accumulate_dense,
@@ -12,6 +13,8 @@ from gainakt.model.accumulation import (
     scatter_gains,
     skill_multi_hot,
 )
+from gainakt.model.dropout import Dropout
+from gainakt.model.encoder import biased_attention
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 
@@ -72,7 +75,8 @@ def test_mastery_is_monotone_for_every_skill(accumulate, gains):
     [("practiced", "none", "none", "none", "threshold", False), ("all", "none", "none", "none", "guess_slip", True),
      ("practiced", "skill_aware", "none", "none", "guess_slip", False), ("all", "skill_aware", "none", "none", "threshold", False),
      ("practiced", "none", "linear", "linear", "guess_slip", True), ("practiced", "skill_aware", "linear", "monotonic", "threshold", False),
-     ("all", "none", "monotonic", "monotonic", "guess_slip", False), ("practiced", "skill_aware", "monotonic", "linear", "guess_slip", True)],
+     ("all", "none", "monotonic", "monotonic", "guess_slip", False), ("practiced", "skill_aware", "monotonic", "linear", "guess_slip", True),
+     ("practiced", "skill_aware", "alibi", "alibi", "guess_slip", True), ("all", "none", "alibi", "none", "threshold", False)],
 )  # fmt: skip
 def test_predictions_never_see_future_responses(accumulate, attention_bias, recency_enc1, recency_enc2, response,
                                                 response_ability):  # fmt: skip
@@ -157,3 +161,48 @@ def test_module_refuses_to_train_without_a_schedule_or_optimizer():
         bare.on_fit_start()
     with pytest.raises(ConfigError, match="optim"):
         bare.configure_optimizers()
+
+# -- the CPU dropout mask and attention: cheaper operations, the same quantities ----------------------
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5])
+def test_dropout_drops_p_of_elements_independently_and_keeps_the_expectation(p):
+    torch.manual_seed(0)
+    layer = Dropout(p).train()
+    x = torch.ones(1000, 1001, requires_grad=True)  # an odd count: the last 64-bit word is cut
+    y = layer(x)
+    dropped = y == 0
+    share, n = dropped.float().mean().item(), x.numel()
+    assert abs(share - p) < 5 * (p * (1 - p) / n) ** 0.5
+    assert torch.allclose(y[~dropped], torch.tensor(1 / (1 - round(p * 65536) / 65536)))
+    assert abs(y.mean().item() - 1.0) < 5 * (p / (1 - p) / n) ** 0.5
+    # neighbours (slices of one random word, and across words) are dropped independently
+    both = (dropped[:, 1:] & dropped[:, :-1]).float().mean().item()
+    assert abs(both - p * p) < 5 * (p * p * (1 - p * p) / n) ** 0.5
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d(x * mask)/dx = mask
+
+
+def test_dropout_is_the_identity_in_eval_mode_and_reproducible_per_seed():
+    x = torch.randn(64, 30, 16)
+    assert Dropout(0.3).eval()(x) is x and Dropout(0.0).train()(x) is x
+    masks = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        masks.append(Dropout(0.3).train()(x) == 0)
+    assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)
+
+
+def test_cpu_biased_attention_equals_torch_attention_with_its_gradients():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 9, 4, requires_grad=True) for _ in range(3))
+    slope = torch.tensor([0.5, 0.1], requires_grad=True)
+    distance = (torch.arange(9)[:, None] - torch.arange(9)[None, :]).float()
+    results = []
+    for attend in (biased_attention, lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3])):
+        bias = (-slope[:, None, None] * distance).masked_fill(distance < 0, float("-inf"))
+        out = attend(q, k, v, bias)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum(), (q, k, v, slope))
+        results.append((out, *grads))
+    for mine, theirs in zip(*results):
+        assert torch.allclose(mine, theirs, atol=1e-5)

@@ -167,13 +167,16 @@ class DualStreamBlock(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(
-        self, ctx: torch.Tensor, val: torch.Tensor, bias: torch.Tensor | None = None
+        self, ctx: torch.Tensor, val: torch.Tensor, bias: torch.Tensor | None = None, update_context: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``update_context`` false returns ``ctx`` as it came: the last block of an encoder whose
+        context stream nobody reads (encoder 2's) skips its feed-forward network."""
         # Dropout acts on the block's outputs, not on attention weights: a [B, H, L, L] mask per
         # block costs more than the rest of the block on a CPU.
         attn = self.dropout(self.attention(ctx, ctx, val, bias))
-        ctx = self.norm_attn(ctx + attn)
-        ctx = self.norm_ffn(ctx + self.dropout(self.ffn(ctx)))
+        if update_context:
+            ctx = self.norm_attn(ctx + attn)
+            ctx = self.norm_ffn(ctx + self.dropout(self.ffn(ctx)))
         val = self.norm_value(val + attn)
         return ctx, val
 
@@ -194,11 +197,12 @@ class DualStreamEncoder(nn.Module):
         self.blocks = nn.ModuleList(DualStreamBlock(d_model, n_heads, d_ff, dropout, recency) for _ in range(n_blocks))
 
     def forward(
-        self, skills: torch.Tensor, responses: torch.Tensor, bias: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, skills: torch.Tensor, responses: torch.Tensor, bias: torch.Tensor | None = None, context: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """[B, L, K] skills and [B, L] responses -> context and value streams, [B, L, d] each.
 
         ``bias``: optional additive attention scores [B, 1, L, L] that already hold the causal mask.
+        ``context`` false: only the value stream is wanted; the context stream returned is None.
         """
         steps = skills.shape[1]
         if steps > self.max_len:
@@ -208,6 +212,7 @@ class DualStreamEncoder(nn.Module):
         pos = self.position(torch.arange(steps, device=skills.device))
         ctx = embed_skill_sets(self.context_embedding, tokens, valid) + pos
         val = embed_skill_sets(self.value_embedding, tokens, valid) + pos
-        for block in self.blocks:
-            ctx, val = block(ctx, val, bias)
-        return ctx, val
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            ctx, val = block(ctx, val, bias, update_context=context or i < last)
+        return (ctx if context else None), val

@@ -136,7 +136,8 @@ class GainAKT3Exp(nn.Module):
         self.enc1_head = nn.Sequential(
             nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
         )
-        # Encoder 2: interpretable gains and learning curves.
+        # Encoder 2: interpretable gains and learning curves. Only its value stream is read, so its last
+        # block's context feed-forward weights never train (they stay, so checkpoints keep their layout).
         self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
         self.skill_bias = nn.Parameter(torch.zeros(num_skills, num_skills)) if attention_bias == "skill_aware" else None
         body: nn.Module = nn.Identity()
@@ -330,7 +331,7 @@ class GainAKT3Exp(nn.Module):
 
     def encode2(self, skills: torch.Tensor, responses: torch.Tensor, need_all_gains: bool):
         """Encoder 2 up to the gains: (gain at practised skills, gains of all skills or None)."""
-        _, val2 = self.encoder2(skills, responses, self._attention_bias(skills))
+        _, val2 = self.encoder2(skills, responses, self._attention_bias(skills), context=False)
         dense = need_all_gains or self.accumulate == "all"
         return self._gains(val2, skills, dense)
 

@@ -44,10 +44,12 @@ def register_resolvers() -> None:
     ``${gainakt_output_subdir:resume,ckpt_path}`` make a resumed run write into its old folder
     without overwriting the saved Hydra config of the original command. ``${gainakt_one_minus:x}``
     is 1 - x (conf/sweep/phase2_im.yaml). ``${gainakt_gpu_precision:}`` picks the GPU trainer's
-    mixed precision.
+    mixed precision; ``${gainakt_on_cpu:${trainer.accelerator}}`` says whether training runs on a CPU.
     """
     if not OmegaConf.has_resolver("gainakt_gpu_precision"):
         OmegaConf.register_new_resolver("gainakt_gpu_precision", gpu_precision)
+    if not OmegaConf.has_resolver("gainakt_on_cpu"):
+        OmegaConf.register_new_resolver("gainakt_on_cpu", lambda accelerator: str(accelerator) == "cpu")
     if OmegaConf.has_resolver("gainakt_uid"):
         return
     OmegaConf.register_new_resolver("gainakt_uid", lambda: secrets.token_hex(3), use_cache=True)
