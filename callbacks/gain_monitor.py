@@ -56,10 +56,19 @@ class GainMonitor(L.Callback):
         net, step = pl_module.net, trainer.current_epoch
         writer = tensorboard.experiment
         gains, weights = (torch.cat(parts) for parts in zip(*self._gains))
-        writer.add_histogram("val/gains", gains[weights > 0].cpu(), step)
+        _histogram(writer, "val/gains", gains[weights > 0], step)
         params = {"beta": net.beta, "saturation": net.saturation, "gamma": net.gamma, "theta": net.mastery_threshold,
                   "guess": net.guess, "slip": net.slip}  # fmt: skip
         for name, value in params.items():
             if value is not None:
-                writer.add_histogram(f"params/{name}", value.detach().float().cpu().reshape(-1), step)
+                _histogram(writer, f"params/{name}", value.detach().float().reshape(-1), step)
         self._gains = []
+
+
+def _histogram(writer, tag: str, values: torch.Tensor, step: int) -> None:
+    """A TensorBoard histogram of the finite ``values``: TensorBoard cannot bin NaN or infinity, which a
+    diverging network produces in validation before the finite-loss guard stops the run at the next
+    training step (that guard, not a histogram, is where the user is told)."""
+    finite = values[torch.isfinite(values)].cpu()
+    if finite.numel():
+        writer.add_histogram(tag, finite, step)
