@@ -1,10 +1,10 @@
 """Dropout whose CPU mask costs a fraction of torch's.
 
-On a CPU, ``nn.Dropout`` draws one 32-bit Mersenne-Twister number per element (``bernoulli_``):
-about 12 ns per element on one core, the largest single cost of a CPU-size training step (the
-blocks' dropout masks cost as much as their matrix products). ``Dropout`` here slices each 64-bit
-draw into four 16-bit uniform numbers instead, so a mask takes an eighth of the generator's work;
-the drop probability is quantised to 1/65536 (0.2 drops 13107/65536 = 0.199997), and kept
+On a CPU, ``nn.Dropout``'s mask (``bernoulli_``, one random number per element) was the largest
+single cost of a CPU-size training step: 16 % of it, as much as the blocks' matrix products
+(docs/performance.md). ``Dropout`` here cuts each 64-bit draw of torch's generator into four
+16-bit uniform numbers and compares them with the drop threshold, which makes the mask 4-6x
+cheaper. The drop probability is quantised to 1/65536 (0.2 drops 13107/65536 = 0.199997), and kept
 elements are scaled by the exact inverse of the keep probability, so the expectation is unchanged.
 On other devices it is ``torch.nn.functional.dropout`` (CUDA's generator is fast already).
 """
@@ -23,7 +23,7 @@ def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.dev
     """Inverted-dropout multiplier: 0 with probability ~p, else 1 / (1 - p'), p' = p quantised to 1/65536."""
     numel = shape.numel()
     words = torch.empty((numel + _SLICES - 1) // _SLICES, dtype=torch.int64, device=device)
-    words.random_(-(1 << 63), (1 << 63) - 1)  # all 64 bits uniform (random_() leaves the sign bit 0)
+    words.random_(-(1 << 63), (1 << 63) - 1)  # every bit uniform (random_() alone leaves the sign bit 0)
     dropped = round(p * _LEVELS)
     mask = torch.empty(shape, dtype=dtype, device=device)  # the comparison writes 0/1 floats directly:
     torch.ge(words.view(torch.int16)[:numel].view(shape), dropped - _LEVELS // 2, out=mask)  # bool then float costs 3x

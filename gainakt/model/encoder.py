@@ -7,9 +7,9 @@ Recency (``recency``): ``none`` attends by content and learned position only; ``
 -lambda_h * (t - tau) to head h's scores (ALiBi with a learned slope per head and block: weights decay
 exponentially with the number of steps between two interactions); ``alibi`` is the same with ALiBi's
 fixed slopes, a bias without a gradient, which PyTorch's fused CPU attention takes (about three
-times faster than ``linear`` at 200 steps, fifteen per cent of a CPU training step); ``monotonic`` uses AKT's
-context-aware distance (Ghosh et al., 2020), which counts the attention mass lying between tau and
-t, so a step far back with little relevant in between still counts.
+times faster than ``linear`` at 200 steps); ``monotonic`` uses AKT's context-aware distance
+(Ghosh et al., 2020), which counts the attention mass lying between tau and t, so a step far back
+with little relevant in between still counts.
 """
 
 from __future__ import annotations
