@@ -82,12 +82,12 @@ def monotonic_attention(
 def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d_h) + bias) v for an additive ``bias`` that holds the causal mask.
 
-    On a CPU, PyTorch's attention takes a bias that needs a gradient (a learned recency slope) only
-    on its math path, which also scans every row for being fully masked (never true here: each
-    step attends to itself) and costs about twice these three operations. CUDA's kernels take
-    such a bias directly.
+    On a CPU, PyTorch's attention takes a bias that needs a gradient (a learned recency slope, the
+    skill-pair bias) only on its math path, which also scans every row for being fully masked (never
+    true here: each step attends to itself) and costs about twice these three operations. A bias
+    without a gradient goes to PyTorch's fused kernels, as does any bias on CUDA.
     """
-    if q.device.type != "cpu":
+    if q.device.type != "cpu" or not bias.requires_grad:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
     return torch.softmax(scores.add_(bias), dim=-1) @ v
@@ -139,18 +139,16 @@ class CausalAttention(nn.Module):
         q, k, v = self._heads(self.query(queries)), self._heads(self.key(keys)), self._heads(self.value(values))
         if self.recency == "monotonic":
             attn = monotonic_attention(q, k, v, self.decay, bias)
-        elif self.recency == "linear":
-            recent = -self.decay[:, None, None] * step_distance(steps, q.device)
-            recent = recent.masked_fill(causal_mask(steps, q.device), float("-inf"))
-            attn = biased_attention(q, k, v, recent if bias is None else recent + bias)
-        elif self.recency == "alibi":  # a [1, H, L, L] bias: PyTorch's fused kernels take 4-d masks
-            recent = (-self.slopes[:, None, None] * step_distance(steps, q.device))[None]
-            recent = recent.masked_fill(causal_mask(steps, q.device), float("-inf"))
-            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=recent if bias is None else recent + bias)
-        elif bias is None:
-            attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            mask, decay = bias, self.decay
+            if decay is not None:  # linear, alibi: a [1, H, L, L] bias (fused kernels take 4-d masks)
+                recent = (-decay[:, None, None] * step_distance(steps, q.device))[None]
+                recent = recent.masked_fill(causal_mask(steps, q.device), float("-inf"))
+                mask = recent if bias is None else recent + bias
+            if mask is None:
+                attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                attn = biased_attention(q, k, v, mask)
         return self.out(attn.transpose(1, 2).reshape(b, steps, d))
 
 
