@@ -14,6 +14,8 @@ from hydra.utils import instantiate
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from gainakt.bench import run_benchmark
+from gainakt.errors import ConfigError
+from gainakt.model.cuda_graphs import GraphedNetwork
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.tools.host_sync import HostSyncMonitor
 from gainakt.run.config import build_model, compose_config
@@ -118,6 +120,42 @@ def test_compiled_network_trains_as_the_eager_one(tiny_config):
         results[compile_options is None] = {k: float(v) for k, v in trainer.callback_metrics.items()}
         assert all(not k.startswith("_orig_mod") for k in model.state_dict())
     assert results[True] == pytest.approx(results[False], abs=1e-5)
+
+
+def test_graphed_network_captures_once_per_shape_and_again_when_the_trainable_set_changes():
+    """``GraphedNetwork`` keys its graphs on what a captured backward depends on. The capture is a
+    stand-in here (CUDA graphs need a GPU; tests/test_gpu.py runs the real one): it returns the
+    wrapped network, so the outputs must also equal the network's own."""
+    torch.manual_seed(0)
+    net = make_net(num_skills=5, num_students=4, d_model=16, n_heads=2, n_blocks=1, d_ff=16, dropout=0.0)
+    captured = []
+    graphed = GraphedNetwork(net, capture=lambda module, args, pool: captured.append(args[0].shape) or (lambda anchor, *a: module(*a)))
+
+    def batch(steps: int) -> tuple[torch.Tensor, ...]:
+        return torch.randint(0, 5, (4, steps, 1)), torch.randint(0, 2, (4, steps)), torch.arange(4)
+
+    short, long = batch(6), batch(9)
+    for args in (short, long, short, long):
+        out, own = graphed(*args), net(*args)
+        assert torch.equal(out.enc1_logit, own.enc1_logit) and torch.equal(out.enc2_logit, own.enc2_logit)
+        assert out.gains_all is None
+    assert captured == [short[0].shape, long[0].shape]
+    assert graphed(*short, need_all_gains=True).gains_all.shape == (4, 6, 5)  # another output set: captured
+    for p in net.encoder1_parameters():  # the schedule freezes encoder 1: its backward graph would be stale
+        p.requires_grad_(False)
+    graphed(*short)
+    assert captured == [short[0].shape, long[0].shape, short[0].shape, short[0].shape]
+
+
+def test_cuda_graphs_refuse_a_run_without_one_cuda_gpu(tiny_config):
+    cfg = tiny_config("model.cuda_graphs=true")
+    datamodule, model = data_and_model(cfg)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model\.cuda_graphs=true needs one CUDA GPU .* 1 cpu device"):
+        trainer.fit(model, datamodule=datamodule)
+    with pytest.raises(ConfigError, match=r"model\.cuda_graphs=true and model\.compile"):
+        data_and_model(tiny_config("model.cuda_graphs=true", "model.compile={dynamic: true}"))
 
 
 def _largest_tensor_bytes(accumulate: str, num_skills: int = 1000, batch: int = 4, steps: int = 30) -> int:

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import Metric, MetricCollection
 
 from gainakt.errors import ConfigError
+from gainakt.model.cuda_graphs import GraphedNetwork
 from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
@@ -44,6 +45,8 @@ class GainAKTModule(L.LightningModule):
             for every new batch shape (tens of milliseconds each), which bucketed batches pay
             through their first epochs; off, PyTorch's flash and memory-efficient kernels run.
             A process-wide switch, set when the model is configured.
+        cuda_graphs: train through CUDA graphs, one captured forward and backward per batch shape
+            (:class:`GraphedNetwork`): one GPU only, not with ``compile``. Evaluation runs eagerly.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
@@ -55,13 +58,14 @@ class GainAKTModule(L.LightningModule):
         lr_mults: Mapping[str, float],
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
-        compile: Mapping[str, Any] | None = None,  # these two defaults serve checkpoints, which do not
+        compile: Mapping[str, Any] | None = None,  # these three defaults serve checkpoints, which do not
         cudnn_attention: bool = True,  # store them; the configured values are in conf/model/gainakt.yaml
+        cuda_graphs: bool = False,
         **architecture: Any,
     ) -> None:
         super().__init__()
         # checkpoints stay plain data, and how to run the network is this process's choice
-        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile", "cudnn_attention"))
+        self.save_hyperparameters(ignore=("schedule", "optimizer", "compile", "cudnn_attention", "cuda_graphs"))
         unknown = set(lr_mults) ^ set(LR_GROUPS)
         if unknown:
             raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
@@ -70,6 +74,10 @@ class GainAKTModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.compile_options = dict(compile) if compile is not None else None
         self.cudnn_attention = cudnn_attention
+        if cuda_graphs and compile is not None:
+            raise ConfigError("model.cuda_graphs=true and model.compile both fuse the step: choose one (model.compile=null)")
+        self.cuda_graphs = cuda_graphs
+        self.graphed: GraphedNetwork | None = None  # built in configure_model, once the device is known
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
@@ -141,19 +149,32 @@ class GainAKTModule(L.LightningModule):
         self._restored = tuple(applied) if applied is not None else None
 
     def configure_model(self) -> None:
-        """Choose the attention kernels, and compile the network in place (its parameter names,
-        hence checkpoints, stay the same).
+        """Choose the attention kernels, compile the network in place (its parameter names, hence
+        checkpoints, stay the same) or prepare its CUDA graphs.
 
         Lightning calls this once the model is on its device. Compiling takes over a minute on the
         first batches of the original-size model on a GPU host, and its gain is not measured yet
         (docs/performance.md)."""
         torch.backends.cuda.enable_cudnn_sdp(self.cudnn_attention)
+        if self.cuda_graphs and self.graphed is None:
+            if self.device.type != "cuda" or self.trainer.world_size != 1:
+                raise ConfigError(
+                    f"model.cuda_graphs=true needs one CUDA GPU (trainer=gpu, trainer.devices=1); this run trains "
+                    f"on {self.trainer.world_size} {self.device.type} device(s): set model.cuda_graphs=false"
+                )
+            if self.trainer.accumulate_grad_batches != 1:  # .grad aliases a graph's buffer (CapturedStep)
+                raise ConfigError("model.cuda_graphs=true cannot accumulate gradients over batches: "
+                                  "set trainer.accumulate_grad_batches=1 or model.cuda_graphs=false")
+            self.graphed = GraphedNetwork(self.net)
         if self.compile_options is not None and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile(**self.compile_options)
 
     # -- steps ----------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], need_all_gains: bool = False) -> ModelOutput:
-        return self.net(batch["skills"], batch["responses"], batch["student"], need_all_gains=need_all_gains)
+        args = (batch["skills"], batch["responses"], batch["student"])
+        if self.graphed is not None and self.training and torch.is_grad_enabled():
+            return self.graphed(*args, need_all_gains=need_all_gains)
+        return self.net(*args, need_all_gains=need_all_gains)
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> tuple[torch.Tensor, ModelOutput]:
         need_var = split == "train" and self.loss_weights["var"] != 0.0
