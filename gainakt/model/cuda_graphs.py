@@ -49,8 +49,8 @@ class CapturedStep:
     backward graph writes them into its own buffers and :class:`_Replay` hands those to the
     parameters' ``.grad`` itself. The parameters are therefore not inputs of the replayed autograd
     node, and autograd runs no gradient-accumulation node for them: those nodes were created on the
-    capture's side streams, and PyTorch makes every step wait, parameter by parameter, when the
-    stream that produced a gradient is not the accumulation node's (its warning "The
+    capture's side streams, and when the stream that produced a gradient is not the accumulation
+    node's, PyTorch synchronises the two for every parameter at every step (its warning "The
     AccumulateGrad node's stream does not match ..."). ``.grad`` aliases the graph's buffer, as it
     does with ``make_graphed_callables``: read it before this shape replays again (Lightning's
     optimiser step does; gradient accumulation over batches is refused).
@@ -108,10 +108,6 @@ class _Replay(torch.autograd.Function):
         return (None,) * (2 + len(step.inputs))
 
 
-def capture_on_cuda(module: nn.Module, args: tuple[torch.Tensor, ...], pool: Any) -> CapturedStep:
-    return CapturedStep(module, args, pool)
-
-
 class GraphedNetwork:
     """Calls ``net`` in training through one captured graph pair per (batch shape, ``need_all_gains``,
     trainable parameters, autocast type).
@@ -129,11 +125,11 @@ class GraphedNetwork:
     Args:
         net: the network; captured graphs read its parameters in place, so the optimiser may update
             them but must not replace them.
-        capture: makes the graphed callable from (module, sample args, memory pool);
-            :func:`capture_on_cuda` unless a test stands in for it.
+        capture: makes the graphed callable from (module, sample args, memory pool):
+            :class:`CapturedStep` unless a test stands in for it.
     """
 
-    def __init__(self, net: GainAKT3Exp, capture: Callable[..., Any] = capture_on_cuda) -> None:
+    def __init__(self, net: GainAKT3Exp, capture: Callable[..., Any] = CapturedStep) -> None:
         self.net = net
         self.capture = capture
         self.pool: Any = None
