@@ -129,7 +129,12 @@ def test_graphed_network_captures_once_per_shape_and_again_when_the_trainable_se
     torch.manual_seed(0)
     net = make_net(num_skills=5, num_students=4, d_model=16, n_heads=2, n_blocks=1, d_ff=16, dropout=0.0)
     captured = []
-    graphed = GraphedNetwork(net, capture=lambda module, args, pool: captured.append(args[0].shape) or (lambda anchor, *a: module(*a)))
+
+    def capture(module, args, pool):  # records the shape, then runs the network itself
+        captured.append(args[0].shape)
+        return lambda anchor, *a: module(*a)
+
+    graphed = GraphedNetwork(net, capture=capture)
 
     def batch(steps: int) -> tuple[torch.Tensor, ...]:
         return torch.randint(0, 5, (4, steps, 1)), torch.randint(0, 2, (4, steps)), torch.arange(4)
