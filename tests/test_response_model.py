@@ -189,9 +189,34 @@ def test_recency_parameters_are_decay_rates_not_decayed_by_weight_decay():
     assert not any(id(r) in decayed for r in rates)
 
 
-def test_retriever_belongs_to_encoder1():
-    """Frozen with encoder 1 (w_bce = 0), and encoder 2 never sees it."""
-    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, retriever=True, recency_enc1="monotonic")
-    own = {id(p) for p in net.retriever.parameters()}
+@pytest.mark.parametrize("part", ["retriever", "readout", "skill_output"])
+def test_encoder1_options_belong_to_encoder1(part):
+    """Frozen with encoder 1 (w_bce = 0), and encoder 2 never sees them."""
+    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, retriever=True, recency_enc1="monotonic",
+                   skill_readout=True)  # fmt: skip
+    own = {id(p) for p in getattr(net, part).parameters()}
     assert own and own <= {id(p) for p in net.encoder1_parameters()}
     assert not own & {id(p) for p in net.encoder2_parameters()}
+
+
+def test_skill_readout_is_dkt_readout_of_the_next_skill():
+    """The added logit is <W state_t, o_{q_{t+1}}> + b_{q_{t+1}}: zero at initialisation, then the
+    next skill's own vector and bias (a multi-skill step averages its skills')."""
+    torch.manual_seed(0)
+    skills = torch.tensor([[[0, -1], [1, -1], [2, 3], [1, -1]]])
+    responses = torch.tensor([[1, 0, 1, 1]])
+    student = torch.tensor([-1])
+    with_readout = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, skill_readout=True).eval()
+    without = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, skill_readout=False).eval()
+    without.load_state_dict({k: v for k, v in with_readout.state_dict().items() if not k.startswith(("readout", "skill_output"))})
+    plain = without(skills, responses, student).enc1_logit
+    assert torch.allclose(with_readout(skills, responses, student).enc1_logit, plain)
+    torch.nn.init.normal_(with_readout.skill_output.weight)
+    got = with_readout(skills, responses, student).enc1_logit - plain
+    ctx, val = with_readout.encoder1(skills, responses)
+    state = with_readout.readout(torch.cat([ctx, val], -1))[0, :-1]
+    out = with_readout.skill_output.weight
+    expected = torch.stack([state[0] @ out[1, :-1] + out[1, -1],
+                            state[1] @ (out[2, :-1] + out[3, :-1]) / 2 + (out[2, -1] + out[3, -1]) / 2,
+                            state[2] @ out[1, :-1] + out[1, -1]])  # fmt: skip
+    assert torch.allclose(got[0], expected, atol=1e-5)

@@ -167,3 +167,18 @@ def test_monitors_and_final_checks_are_one_definition(tiny_config, tmp_path):
     assert logged["val/gain_cv_skills"] == pytest.approx(checks.skill_gain_cv(val, t).value, rel=1e-5)
     assert logged["val/gain_ratio_correct_incorrect"] == pytest.approx(checks.correct_incorrect_ratio(val, t).value, rel=1e-5)
     assert logged["val/monotonicity_violations"] == checks.monotonicity_violations(val, t).value == 0
+
+
+def test_per_encoder_clipping_leaves_one_encoder_alone_when_the_other_explodes(tmp_path):
+    """``model.clip_per_encoder``: a huge encoder-2 gradient is clipped to norm 1 without shrinking
+    encoder 1's small one (one joint norm would scale it down ~10^4 times)."""
+    module = build_model(run_config(tmp_path, ["model.d_model=16", "model.n_heads=2", "model.n_blocks=1", "model.d_ff=16",
+                                     "model.clip_per_encoder=true"]), 5, 0)  # fmt: skip
+    enc1, enc2 = module.net.encoder1_parameters(), module.net.encoder2_parameters()
+    for params, value in ((enc1, 1e-4), (enc2, 100.0)):
+        for p in params:
+            p.grad = torch.full_like(p, value)
+    before = [p.grad.clone() for p in enc1]
+    module.configure_gradient_clipping(None, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    assert all(torch.equal(p.grad, b) for p, b in zip(enc1, before))
+    assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in enc2])).item() == pytest.approx(1.0, rel=1e-4)

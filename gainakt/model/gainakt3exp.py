@@ -82,6 +82,7 @@ class GainAKT3Exp(nn.Module):
         recency_enc1: str,
         recency_enc2: str,
         retriever: bool,
+        skill_readout: bool,
         student_gamma: bool,
         beta_init: float,
         saturation_init: float,
@@ -136,6 +137,14 @@ class GainAKT3Exp(nn.Module):
         self.enc1_head = nn.Sequential(
             nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
         )
+        # DKT's read-out: the state's projection dotted with the next skill's own output vector, plus
+        # that skill's bias. An MLP on [state, skill embedding] has to learn this product through one
+        # ReLU layer; DKT gets it from its per-skill output layer. Zero-initialised output vectors
+        # start the model exactly where the MLP alone starts.
+        self.readout = nn.Linear(2 * d_model, d_model) if skill_readout else None
+        self.skill_output = nn.Embedding(num_skills, d_model + 1) if skill_readout else None
+        if self.skill_output is not None:
+            nn.init.zeros_(self.skill_output.weight)
         # Encoder 2: interpretable gains and learning curves. Only its value stream is read, so its last
         # block's context feed-forward weights never train (they stay, so checkpoints keep their layout).
         self.encoder2 = DualStreamEncoder(**enc, recency=recency_enc2)
@@ -178,7 +187,8 @@ class GainAKT3Exp(nn.Module):
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
-        modules = [self.encoder1, self.skill_embedding, self.enc1_head] + ([self.retriever] if self.retriever else [])
+        modules = [self.encoder1, self.skill_embedding, self.enc1_head]
+        modules += [m for m in (self.retriever, self.readout, self.skill_output) if m is not None]
         return [p for m in modules for p in m.parameters()]
 
     def gains_head_parameters(self) -> list[nn.Parameter]:
@@ -353,6 +363,10 @@ class GainAKT3Exp(nn.Module):
         if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
             features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
+        if self.readout is not None:
+            out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
+            state = self.readout(torch.cat(features[:2], -1))
+            enc1_logit = enc1_logit + (state * out[..., :-1]).sum(-1) + out[..., -1]
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":

@@ -47,6 +47,9 @@ class GainAKTModule(L.LightningModule):
             A process-wide switch, set when the model is configured.
         cuda_graphs: train through CUDA graphs, one captured forward and backward per batch shape
             (:class:`GraphedNetwork`): one GPU only, not with ``compile``. Evaluation runs eagerly.
+        clip_per_encoder: clip each encoder's gradient norm to the Trainer's ``gradient_clip_val`` on
+            its own. The encoders share no parameter; one joint norm would let a large encoder-2
+            gradient shrink encoder 1's step (and the reverse), the only coupling left between them.
         **architecture: passed to :class:`GainAKT3Exp` (d_model, n_heads, accumulate, ...).
     """
 
@@ -61,6 +64,7 @@ class GainAKTModule(L.LightningModule):
         compile: Mapping[str, Any] | None = None,  # these three defaults serve checkpoints, which do not
         cudnn_attention: bool = True,  # store them; the configured values are in conf/model/gainakt.yaml
         cuda_graphs: bool = False,
+        clip_per_encoder: bool = False,
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -77,6 +81,7 @@ class GainAKTModule(L.LightningModule):
         if cuda_graphs and compile is not None:
             raise ConfigError("model.cuda_graphs=true and model.compile both fuse the step: choose one (model.compile=null)")
         self.cuda_graphs = cuda_graphs
+        self.clip_per_encoder = clip_per_encoder
         self.graphed: GraphedNetwork | None = None  # built in configure_model, once the device is known
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
@@ -254,6 +259,18 @@ class GainAKTModule(L.LightningModule):
         return {name: value.cpu() for name, value in rows.items()}
 
     # -- optimiser ------------------------------------------------------------------------------------
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:  # fmt: skip
+        """Lightning's clipping, or with ``clip_per_encoder`` the same norm clip per encoder."""
+        if not (self.clip_per_encoder and gradient_clip_val and gradient_clip_algorithm in (None, "norm")):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        for params in (self.net.encoder1_parameters(), self.net.encoder2_parameters()):
+            grads = [p for p in params if p.grad is not None]
+            if grads:
+                nn.utils.clip_grad_norm_(grads, gradient_clip_val)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The configured optimiser over the model's groups: each group's learning rate is the base
         rate times its multiplier, and groups the model marks as not decayed get weight decay 0."""

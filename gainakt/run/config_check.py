@@ -76,6 +76,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.learn_offset": _BOOL,
     "model.response_ability": _BOOL,
     "model.retriever": _BOOL,
+    "model.skill_readout": _BOOL,
+    "model.clip_per_encoder": _BOOL,
     "model.beta_init": _number(0.0, low_open=True),
     "model.saturation_init": _number(0.0, 1.0, low_open=True),
     "model.gamma_init": _number(0.0, low_open=True),

@@ -1,0 +1,119 @@
+"""A DKT reference trained on exactly GainAKT's windows and split, for "encoder 1 beside DKT".
+
+    pip install --no-deps pykt-toolkit      # never a GainAKT dependency
+    python -m gainakt.tools.pykt_reference data=assist2009 data.root=/path/to/assist2009/akt_pid_5fold data.fold=0
+
+The arguments are GainAKT's own Hydra overrides: the data module is built from the same config as
+``python -m gainakt.train`` would build it, so the reference sees the same windows, the same
+validation fold and the same test split, and is scored on the same steps (every step of a window
+but its first). The model is pykt-toolkit's own ``pykt/models/dkt.py`` (loaded alone: pykt's
+package imports tools such as wandb), trained as pykt trains DKT: ``emb_size`` 200, dropout 0.2,
+Adam at 1e-3, up to 200 epochs, stopping after 10 without a better validation AUC; the test split
+is scored once, with the best validation epoch's weights. Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch.nn.functional import binary_cross_entropy
+
+from gainakt.data.datamodule import KTDataModule
+from gainakt.run.config import compose_config
+from gainakt.verification.checks import auc
+
+
+def load_pykt_class(module: str, name: str) -> type:
+    """``name`` from ``pykt/models/<module>.py`` without running pykt's package ``__init__``."""
+    spec = importlib.util.find_spec("pykt")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pykt-toolkit is not installed: pip install --no-deps pykt-toolkit")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / f"{module}.py"
+    module_spec = importlib.util.spec_from_file_location(f"pykt_{module}", path)
+    loaded = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(loaded)
+    return getattr(loaded, name)
+
+
+def next_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """DKT's prediction of every scored step (a window's steps but its first) and its answer."""
+    skills = batch["skills"][..., 0].clamp_min(0)
+    responses = batch["responses"]
+    y = model(skills, responses)  # [B, L, num_c]: step t's output predicts every skill at t+1
+    p = torch.gather(y[:, :-1], 2, skills[:, 1:, None])[..., 0]
+    scored = batch["mask"][:, 1:]
+    return p[scored], responses[:, 1:][scored].float()
+
+
+def evaluate(model: torch.nn.Module, loader) -> float:
+    model.eval()
+    preds, targets = [], []
+    with torch.no_grad():
+        for batch in loader:
+            p, y = next_step(model, batch)
+            preds.append(p)
+            targets.append(y)
+    return auc(torch.cat(preds).numpy(), torch.cat(targets).numpy())
+
+
+def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(args.seed)
+    model = load_pykt_class("dkt", "DKT")(num_c=data.num_skills, emb_size=args.emb_size, dropout=args.dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loader, val_loader = data.train_dataloader(), data.val_dataloader()
+    best = {"val_auc": -1.0, "epoch": -1, "state": None}
+    history = []
+    for epoch in range(args.max_epochs):
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        model.train()
+        start, losses = time.perf_counter(), []
+        for batch in loader:
+            p, y = next_step(model, batch)
+            loss = binary_cross_entropy(p.double(), y.double())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+        val_auc = evaluate(model, val_loader)
+        history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "val_auc": val_auc,
+                        "seconds": time.perf_counter() - start})  # fmt: skip
+        print(f"epoch {epoch}: val AUC {val_auc:.4f} ({history[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
+        if val_auc > best["val_auc"]:
+            best = {"val_auc": val_auc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        elif epoch - best["epoch"] >= args.patience:
+            break
+    model.load_state_dict(best["state"])
+    return {"best_epoch": best["epoch"], "epochs": len(history), "val_auc": best["val_auc"],
+            "test_auc": evaluate(model, data.test_dataloader()), "history": history}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="GainAKT Hydra overrides, e.g. data=assist2009 data.root=...")
+    parser.add_argument("--emb-size", type=int, default=200)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    cfg = compose_config("config", args.overrides)
+    data: KTDataModule = instantiate(cfg.data)
+    data.setup("fit")
+    result = train(data, args)
+    result.update({"model": "pykt DKT", "overrides": args.overrides, "num_skills": data.num_skills,
+                   "settings": {k: v for k, v in vars(args).items() if k != "overrides"}})  # fmt: skip
+    print(json.dumps(result, indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
