@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from gainakt.model.accumulation import (
     accumulate_dense,
     accumulate_gathered,
+    accumulate_practised,
     accumulate_reference,
+    accumulate_scattered,
     scatter_gains,
     skill_multi_hot,
 )
@@ -50,6 +52,22 @@ def test_gathered_accumulation_equals_reference(inclusive):
         ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
     expected = ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
     assert torch.allclose(accumulate_gathered(gains, skills, targets, inclusive), expected, atol=1e-6)
+    assert torch.allclose(accumulate_scattered(gains, skills, targets, C, inclusive), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_skills", [2, 500])  # the cumulative sum, then the pairwise comparison
+def test_practised_accumulation_paths_agree_in_values_and_gradients(num_skills):
+    skills, _, _ = _batch()
+    skills = skills % num_skills * (skills >= 0) - (skills < 0).long()
+    targets = torch.randint(-1, num_skills, (*skills.shape[:2], 2))
+    grads = []
+    for path in (lambda g: accumulate_gathered(g, skills, targets), lambda g: accumulate_practised(g, skills, targets, num_skills)):
+        gains = torch.rand(skills.shape, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        out = path(gains)
+        out.pow(2).sum().backward()
+        grads.append((out.detach(), gains.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
 
 
 @pytest.mark.parametrize("accumulate", ["practiced", "all"])

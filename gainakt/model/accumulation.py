@@ -4,8 +4,11 @@ Two vectorised paths:
 - ``accumulate_dense``: a cumulative sum over [B, L, C]; needed when every skill gains every step
   (``accumulate: all``) or when all skills' mastery is wanted.
 - ``accumulate_gathered``: EP only at the skills one asks about, from gains only at the practised
-  skills. It compares skill ids pairwise over time ([B, L, L] for single-skill data), so its cost
-  does not grow with the number of skills C.
+  skills. It compares skill ids pairwise over time ([B, L, L, J, K]), so its cost does not grow
+  with the number of skills C.
+- ``accumulate_scattered``: the same values from a cumulative sum over [B, L, C] of the practised
+  skills' gains: cheaper than the pairwise comparison when L * J * K exceeds C (long windows,
+  multi-skill steps). ``accumulate_practised`` picks the cheaper of the two for a batch's shape.
 ``accumulate_reference`` is the original per-step loop, kept as the yardstick for tests and the
 benchmark.
 """
@@ -53,6 +56,28 @@ def accumulate_gathered(
     same = targets[:, :, None, :, None] == skills[:, None, :, None, :]  # [B, t, tau, J, K]
     same = same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
     return torch.einsum("btsjk,bsk->btj", same.to(gains.dtype), gains)
+
+
+def accumulate_scattered(
+    gains: torch.Tensor, skills: torch.Tensor, targets: torch.Tensor, num_skills: int, inclusive: bool = True
+) -> torch.Tensor:
+    """:func:`accumulate_gathered`'s result from a [B, L, C] cumulative sum of the practised gains."""
+    applied = scatter_gains(gains, skills, num_skills)
+    ep = applied.cumsum(dim=1)
+    if not inclusive:
+        ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
+    return ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
+
+
+def accumulate_practised(
+    gains: torch.Tensor, skills: torch.Tensor, targets: torch.Tensor, num_skills: int, inclusive: bool = True
+) -> torch.Tensor:
+    """EP at ``targets`` from the practised skills' gains, by the cheaper path for this shape: the
+    pairwise comparison costs ~L * L * J * K per window, the cumulative sum ~L * C."""
+    steps, wanted, slots = skills.shape[1], targets.shape[-1], skills.shape[-1]
+    if steps * wanted * slots > num_skills:
+        return accumulate_scattered(gains, skills, targets, num_skills, inclusive)
+    return accumulate_gathered(gains, skills, targets, inclusive)
 
 
 def accumulate_reference(gains: torch.Tensor, practiced: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gainakt.model.accumulation import accumulate_dense, accumulate_gathered, scatter_gains
+from gainakt.model.accumulation import accumulate_dense, accumulate_practised, scatter_gains
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
 from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
@@ -327,7 +327,7 @@ class GainAKT3Exp(nn.Module):
     ) -> torch.Tensor:  # fmt: skip
         """EP_t (or EP_{t-1} when not ``inclusive``) at ``targets`` skill ids: [B, L, J]."""
         if self.accumulate == "practiced":
-            return accumulate_gathered(gain, skills, targets, inclusive)
+            return accumulate_practised(gain, skills, targets, self.num_skills, inclusive)
         assert gains_all is not None
         ep = accumulate_dense(gains_all)
         if not inclusive:

@@ -1,0 +1,46 @@
+"""The pykt reference (gainakt.tools.pykt_reference) scores what GainAKT scores: step t+1's answer
+from the output at step t, read at step t+1's skill, on every window step but the first."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from gainakt.tools.pykt_reference import next_step
+
+
+class Echo(torch.nn.Module):
+    """A stand-in with DKT's interface: output [B, L, C] where y[b, t, c] = (t * 10 + c) / 1000."""
+
+    def __init__(self, num_c: int) -> None:
+        super().__init__()
+        self.num_c = num_c
+
+    def forward(self, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        b, steps = q.shape
+        t = torch.arange(steps)[None, :, None].expand(b, steps, self.num_c)
+        c = torch.arange(self.num_c)[None, None, :].expand(b, steps, self.num_c)
+        return (t * 10 + c).float() / 1000
+
+
+def test_next_step_reads_the_next_skill_at_the_previous_output_on_scored_steps_only():
+    batch = {
+        "skills": torch.tensor([[[3], [1], [4], [-1]], [[2], [0], [-1], [-1]]]),
+        "responses": torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]]),
+        "mask": torch.tensor([[True, True, True, False], [True, True, False, False]]),
+    }
+    p, y = next_step(Echo(5), batch)
+    # window 0: steps 1 (skill 1) and 2 (skill 4) from outputs 0 and 1; window 1: step 1 (skill 0) from output 0
+    assert torch.allclose(p, torch.tensor([0.001, 0.014, 0.000]))
+    assert torch.equal(y, torch.tensor([0.0, 1.0, 1.0]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pykt") is None, reason="pykt-toolkit not installed (pip install --no-deps pykt-toolkit)")
+def test_pykt_dkt_loads_without_pykt_package_imports():
+    from gainakt.tools.pykt_reference import load_pykt_class
+
+    model = load_pykt_class("dkt", "DKT")(num_c=4, emb_size=8, dropout=0.0)
+    y = model(torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
+    assert y.shape == (2, 5, 4) and ((y > 0) & (y < 1)).all()
