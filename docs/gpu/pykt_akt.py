@@ -14,26 +14,14 @@ interactions per second over the last epoch (device waited for), and the epoch's
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
-from pathlib import Path
 
 import torch
 from torch.nn.functional import binary_cross_entropy
 
 from gainakt.data.datamodule import KTDataModule
-
-
-def load_akt_class() -> type:
-    spec = importlib.util.find_spec("pykt")  # finds the package without running its __init__
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pykt-toolkit is not installed: pip install --no-deps pykt-toolkit")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "akt.py"
-    module_spec = importlib.util.spec_from_file_location("pykt_akt", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.AKT
+from gainakt.tools.pykt_reference import load_pykt_class
 
 
 def main() -> None:
@@ -59,7 +47,7 @@ def main() -> None:
                         eval_batch_tokens=None, bucketing=False, pad_multiple=1, shuffle_seed=0, pool_batches=50,
                         num_workers=0, cache_dir=None, synthetic=None, reader={})  # fmt: skip
     data.setup("fit")
-    model = load_akt_class()(n_question=data.num_skills, n_pid=0, d_model=args.d_model, n_blocks=args.n_blocks,
+    model = load_pykt_class("akt", "AKT")(n_question=data.num_skills, n_pid=0, d_model=args.d_model, n_blocks=args.n_blocks,
                              dropout=args.dropout, d_ff=args.d_ff, num_attn_heads=args.heads).to(device)  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = data.train_dataloader()
