@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gainakt.tools.pykt_reference import next_step
+from tests.conftest import run_cli
 
 
 class Echo(torch.nn.Module):
@@ -44,3 +45,13 @@ def test_pykt_dkt_loads_without_pykt_package_imports():
     model = load_pykt_class("dkt", "DKT")(num_c=4, emb_size=8, dropout=0.0)
     y = model(torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
     assert y.shape == (2, 5, 4) and ((y > 0) & (y < 1)).all()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["data.foldd=1"], "data.foldd: unknown key; did you mean data.fold?"),
+    (["data=assist2015", "data.root=no_such_folder"], "data.root=no_such_folder does not exist"),
+])  # fmt: skip
+def test_bad_input_stops_with_one_line_and_exit_code_2(tmp_path, args, message):
+    proc = run_cli("gainakt.tools.pykt_reference", args, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr

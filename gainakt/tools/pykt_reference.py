@@ -28,7 +28,10 @@ from hydra.utils import instantiate
 from torch.nn.functional import binary_cross_entropy
 
 from gainakt.data.datamodule import KTDataModule
+from gainakt.errors import GainAKTError
 from gainakt.run.config import compose_config
+from gainakt.run.config_check import check_config, config_errors
+from gainakt.run.lifecycle import EXIT_CODES
 from gainakt.verification.checks import auc
 
 
@@ -106,9 +109,14 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    cfg = compose_config("config", args.overrides)
-    data: KTDataModule = instantiate(cfg.data)
-    data.setup("fit")
+    try:
+        cfg = compose_config("config", args.overrides)
+        check_config(cfg)
+        data: KTDataModule = instantiate(cfg.data)
+        data.setup("fit")
+    except GainAKTError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_CODES["failed"])
     result = train(data, args)
     result.update({"model": "pykt DKT", "overrides": args.overrides, "num_skills": data.num_skills,
                    "settings": {k: v for k, v in vars(args).items() if k != "overrides"}})  # fmt: skip
@@ -116,4 +124,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with config_errors("config"):
+        main()
