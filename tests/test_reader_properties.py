@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +91,17 @@ def test_akt_round_trip(parts: list[list[Student]], problems: bool) -> None:
     data = in_tmp(lambda d: write_akt(d, parts, problems), lambda d: akt.read(d, {}))
     assert as_read(data) == as_written([s for part in parts for s in part], problems)
     assert data.student_ids.tolist() == [str(u) for part in parts for u, _ in part]
+
+
+@pytest.mark.parametrize("problems", [True, False])
+def test_akt_file_that_fits_both_layouts_takes_the_other_files_layout(problems: bool) -> None:
+    """Three students of two answers, with problems: 12 lines of two values each, which split as
+    3 or 4 lines per record alike; the other four files decide (hypothesis found this)."""
+    one = [[(0, [(0, (1,), 0)])] for _ in range(4)]
+    both = [(0, [(0, (1,), 0), (0, (1,), 0)]), (1, [(0, (1,), 0), (0, (1,), 0)]), (2, [(0, (1,), 0), (0, (1,), 0)])]
+    parts = [*one, both]
+    data = in_tmp(lambda d: write_akt(d, parts, problems), lambda d: akt.read(d, {}))
+    assert as_read(data) == as_written([s for part in parts for s in part], problems)
 
 
 @SETTINGS

@@ -79,17 +79,18 @@ def detect(root: Path) -> bool:
     return len(first) == 2 and all(tok.strip().isdigit() for tok in first)
 
 
-def _record_size(path: Path, lines: list[str], numbers: np.ndarray) -> int:
-    """3 (no problem line) or 4 lines per record, read off where the id lines are.
+def _record_sizes(path: Path, lines: list[str], numbers: np.ndarray) -> list[int]:
+    """The layouts, 3 (no problem line) or 4 lines per record, that this file fits.
 
     An id line has two values; when both layouts put one at every record start (short files),
-    the layout under which every record's lists agree in length decides.
+    the layout under which every record's lists agree in length decides. A file whose every line
+    holds two values fits both; :func:`record_size` then takes the layout of the other files.
     """
     commas = np.array([line.rstrip(",").count(",") for line in lines])
     fits = [size for size in (3, 4) if len(lines) % size == 0 and (commas[::size] == 1).all()]
     if len(fits) > 1:
         fits = [size for size in fits if all((commas[k::size] == commas[1::size]).all() for k in range(2, size))]
-    if len(fits) != 1:
+    if not fits:
         size = 4 if (path.parent / "problems.json").is_file() else 3
         bad = np.flatnonzero(commas[::size] != 1)
         where = int(numbers[size * bad[0]]) if len(bad) else int(numbers[-1])
@@ -97,7 +98,18 @@ def _record_size(path: Path, lines: list[str], numbers: np.ndarray) -> int:
             f"{path}, line {where}: records do not split into 3- or 4-line records starting with an id line "
             f"({len(lines)} non-blank lines); expected {EXPECTED}"
         )
-    return fits[0]
+    return fits
+
+
+def record_size(paths: list[Path], fits: list[list[int]]) -> int:
+    """One layout for the dataset: the one its unambiguous files fit, else (every file fits both)
+    4 lines when the folder has AKT's ``problems.json``, 3 without."""
+    decided = {f[0] for f in fits if len(f) == 1}
+    if len(decided) > 1:
+        raise DataError(f"{paths[0].parent}: some files have problem lines and some do not; expected {EXPECTED}")
+    if decided:
+        return decided.pop()
+    return 4 if (paths[0].parent / "problems.json").is_file() else 3
 
 
 def _inverse_map(path: Path) -> dict[int, str]:
@@ -114,12 +126,10 @@ def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
     declared = skill_range(options)
     lengths, fold, student_ids = [], [], []
     skills, problems, responses = [], [], []
-    sizes = set()
-    for k, path in enumerate(paths[:NUM_FILES]):
-        lines, numbers = content_lines(read_text(path, EXPECTED))
-        size = _record_size(path, lines, numbers)
-        sizes.add(size)
-        ids, _ = int_lists(path, lines[::size], numbers[::size], "user id")  # two per line, as _record_size saw
+    contents = [content_lines(read_text(path, EXPECTED)) for path in paths[:NUM_FILES]]
+    size = record_size(paths, [_record_sizes(path, *content) for path, content in zip(paths, contents)])
+    for k, (path, (lines, numbers)) in enumerate(zip(paths, contents)):
+        ids, _ = int_lists(path, lines[::size], numbers[::size], "user id")  # two per line, as _record_sizes saw
         count = None
         for offset, field in zip(range(1, size), ("problem", "skill", "response")[4 - size :]):
             values, got = int_lists(path, lines[offset::size], numbers[offset::size], field)
@@ -135,8 +145,6 @@ def read(root: str | Path | None, options: dict[str, Any]) -> InteractionData:
         lengths.append(count)
         fold.append(np.full(len(count), k))
         student_ids.extend(str(i) for i in ids[1::2])
-    if len(sizes) > 1:
-        raise DataError(f"{paths[0].parent}: some files have problem lines and some do not; expected {EXPECTED}")
     skill_index, skill_values = renumber(np.concatenate(skills))
     names = _inverse_map(paths[0].parent / "skill.json") if (paths[0].parent / "skill.json").is_file() else {}
     extra: dict[str, Any] = {}
