@@ -58,15 +58,20 @@ def accumulate_gathered(
     return torch.einsum("btsjk,bsk->btj", same.to(gains.dtype), gains)
 
 
+def accumulate_dense_at(applied: torch.Tensor, targets: torch.Tensor, inclusive: bool = True) -> torch.Tensor:
+    """EP at ``targets`` ([B, L, J], -1 gives 0) from the gains applied at every step to every skill
+    ([B, L, C]): the cumulative sum over tau <= t (``inclusive``) or tau < t."""
+    ep = accumulate_dense(applied)
+    if not inclusive:
+        ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
+    return ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
+
+
 def accumulate_scattered(
     gains: torch.Tensor, skills: torch.Tensor, targets: torch.Tensor, num_skills: int, inclusive: bool = True
 ) -> torch.Tensor:
     """:func:`accumulate_gathered`'s result from a [B, L, C] cumulative sum of the practised gains."""
-    applied = scatter_gains(gains, skills, num_skills)
-    ep = applied.cumsum(dim=1)
-    if not inclusive:
-        ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
-    return ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
+    return accumulate_dense_at(scatter_gains(gains, skills, num_skills), targets, inclusive)
 
 
 def accumulate_practised(

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gainakt.model.accumulation import accumulate_dense, accumulate_practised, scatter_gains
+from gainakt.model.accumulation import accumulate_dense, accumulate_dense_at, accumulate_practised, scatter_gains
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
 from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
@@ -329,10 +329,7 @@ class GainAKT3Exp(nn.Module):
         if self.accumulate == "practiced":
             return accumulate_practised(gain, skills, targets, self.num_skills, inclusive)
         assert gains_all is not None
-        ep = accumulate_dense(gains_all)
-        if not inclusive:
-            ep = torch.cat([torch.zeros_like(ep[:, :1]), ep[:, :-1]], dim=1)
-        return ep.gather(-1, targets.clamp_min(0)) * (targets >= 0)
+        return accumulate_dense_at(gains_all, targets, inclusive)
 
     def skill_mastery(self, ep: torch.Tensor, targets: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         ids = targets.clamp_min(0)

@@ -61,9 +61,9 @@ class GainAKTModule(L.LightningModule):
         lr_mults: Mapping[str, float],
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
-        compile: Mapping[str, Any] | None = None,  # these three defaults serve checkpoints, which do not
-        cudnn_attention: bool = True,  # store them; the configured values are in conf/model/gainakt.yaml
-        cuda_graphs: bool = False,
+        compile: Mapping[str, Any] | None = None,  # these defaults serve checkpoints that do not store
+        cudnn_attention: bool = True,  # the value (older ones lack clip_per_encoder); the configured
+        cuda_graphs: bool = False,  # values are in conf/model/gainakt.yaml
         clip_per_encoder: bool = False,
         **architecture: Any,
     ) -> None:
