@@ -31,7 +31,8 @@ from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.epoch_csv import read_epoch_rows
 from gainakt.run.folder import RunFolder
 from gainakt.run.lifecycle import EXIT_CODES, RunLifecycle, exit_code, prepare_process, say, set_threads
-from gainakt.run.summary import METRIC_KEYS, MONITOR_PREFIXES, epoch_row
+from gainakt.model.module import ENCODERS
+from gainakt.run.summary import METRIC_KEYS, held_epoch_values
 
 
 def _find(callbacks: list[Any], kind: type) -> Any | None:
@@ -92,12 +93,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         verification = _find(callbacks, Verification)
         if verification is not None:  # the same weights, device and precision, through the predict loop
             run.summary.update(verification.run(trainer, model, datamodule, ckpt_path=best_path) or {})
-        # The epoch tested: the one best.ckpt holds (whatever its monitor), else the last one trained.
-        held = checkpoint.best_epoch() if best_path else trainer.current_epoch - 1
-        best = epoch_row(read_epoch_rows(folder.metrics_csv), held) if folder.metrics_csv.is_file() else None
-        if best is not None:
-            run.summary["best_epoch"] = held
-            run.summary.update({k: v for k, v in best.items() if k in METRIC_KEYS or k.startswith(MONITOR_PREFIXES)})
+        # The epochs tested: those best.ckpt holds (whatever its monitor), else the last one trained.
+        held = checkpoint.best_epochs() if best_path else dict.fromkeys(ENCODERS, trainer.current_epoch - 1)
+        if folder.metrics_csv.is_file():
+            run.summary.update(held_epoch_values(read_epoch_rows(folder.metrics_csv), held))
     return run.summary
 
 

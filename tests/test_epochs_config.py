@@ -31,4 +31,4 @@ def test_training_length_follows_the_dataset(overrides, max_epochs, patience):
 def test_checkpoint_and_early_stopping_share_the_monitor():
     cfg = compose_config("config", ["monitor=val/enc2_auc"])
     assert cfg.callbacks.checkpoint.monitor == cfg.callbacks.early_stopping.monitor == "val/enc2_auc"
-    assert compose_config("config", []).callbacks.checkpoint.monitor == "val/mean_auc"
+    assert compose_config("config", []).callbacks.checkpoint.monitor == "val/per_encoder_auc"

@@ -6,6 +6,8 @@ import csv
 import json
 import logging
 
+import lightning as L
+import pytest
 import torch
 
 from gainakt.run.summary import METRIC_KEYS
@@ -79,3 +81,63 @@ def test_summary_reports_the_epoch_best_ckpt_holds_whatever_the_monitor(tiny_con
         assert held["epoch"] == best, monitor
         for key in ("val/enc1_auc", "val/enc2_auc", "val/mean_auc"):
             assert summary[key] == pytest.approx(float(rows[best][key])), key
+
+
+class SpoilEncoder(L.Callback):
+    """Zeroes one encoder's parameters at the start of an epoch: its later epochs are worse than its
+    best, so only a composed checkpoint still holds that best."""
+
+    def __init__(self, encoder: str, epoch: int) -> None:
+        self.encoder, self.epoch = encoder, epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            params = pl_module.net.encoder1_parameters() if self.encoder == "enc1" else pl_module.net.encoder2_parameters()
+            with torch.no_grad():
+                for p in params:
+                    p.zero_()
+
+
+@pytest.mark.parametrize("first", ["enc1", "enc2"])
+def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_config, tmp_path, first):
+    """monitor=val/per_encoder_auc: best.ckpt holds each encoder at the epoch of its best validation
+    AUC, validating that file gives both AUCs back, and the summary reports each from its epoch."""
+    import torch
+
+    from gainakt.run.config import build, build_model
+
+    # One encoder trains alone for 3 epochs and is then spoiled; the other trains alone after it:
+    # their best epochs differ, and no single epoch holds both.
+    weights = {"phase1_bce": 1.0, "phase1_im": 0.0} if first == "enc1" else {"phase1_bce": 0.0, "phase1_im": 1.0}
+    weights.update(phase2_bce=weights["phase1_im"], phase2_im=weights["phase1_bce"])
+    cfg = tiny_config("trainer.max_epochs=6", "monitor=val/per_encoder_auc", "callbacks.early_stopping=null",
+                      "callbacks.verification=null", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
+                      *(f"schedule.{k}={v}" for k, v in weights.items()),
+                      f"+callbacks.spoil._target_={__name__}.SpoilEncoder", f"+callbacks.spoil.encoder={first}",
+                      "+callbacks.spoil.epoch=3")  # fmt: skip
+    summary = train(cfg)
+    run = tmp_path / "run"
+    with open(run / "metrics.csv") as handle:
+        rows = {int(r["epoch"]): r for r in csv.DictReader(handle) if r["val/enc1_auc"]}
+    best = {enc: max(rows, key=lambda e: (float(rows[e][f"val/{enc}_auc"]), -e)) for enc in ("enc1", "enc2")}
+    second = "enc2" if first == "enc1" else "enc1"
+    assert best[first] < 3 <= best[second]
+    held = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert held["encoder_epochs"] == best
+    assert held["epoch"] == summary["best_epoch"] == max(best.values())
+    for enc, epoch in best.items():
+        assert summary[f"best_epoch_{enc}"] == epoch
+        assert summary[f"val/{enc}_auc"] == pytest.approx(float(rows[epoch][f"val/{enc}_auc"]))
+        running = [max(float(rows[e][f"val/{enc}_auc"]) for e in rows if e <= last) for last in sorted(rows)]
+        assert [float(rows[e][f"val/{enc}_auc_best"]) for e in sorted(rows)] == pytest.approx(running)
+    assert summary["val/mean_auc"] == pytest.approx((summary["val/enc1_auc"] + summary["val/enc2_auc"]) / 2)
+    # The composed weights give each encoder's AUC of its own epoch on the validation split.
+    datamodule = build(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=build(cfg.schedule))
+    trainer = build(cfg.trainer, callbacks=[], logger=False)
+    (validated,) = trainer.validate(model, datamodule=datamodule, ckpt_path=str(run / "checkpoints" / "best.ckpt"),
+                                    verbose=False)  # fmt: skip
+    for enc, epoch in best.items():
+        assert validated[f"val/{enc}_auc"] == pytest.approx(float(rows[epoch][f"val/{enc}_auc"]), abs=1e-6), enc

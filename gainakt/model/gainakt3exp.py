@@ -32,6 +32,10 @@ CHOICES = {
     "recency_enc2": RECENCY,
 }
 
+# Encoder 1's submodules; everything else belongs to encoder 2. The encoders share no parameter, so
+# a state dict may hold each at a different epoch (per-encoder checkpoint selection).
+ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "enc1_head", "readout", "skill_output")
+
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
     "ability_weight_raw",
@@ -187,9 +191,8 @@ class GainAKT3Exp(nn.Module):
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
-        modules = [self.encoder1, self.skill_embedding, self.enc1_head]
-        modules += [m for m in (self.retriever, self.readout, self.skill_output) if m is not None]
-        return [p for m in modules for p in m.parameters()]
+        modules = [getattr(self, name) for name in ENCODER1_MODULES]
+        return [p for m in modules if m is not None for p in m.parameters()]
 
     def gains_head_parameters(self) -> list[nn.Parameter]:
         head = [*self.gains_body.parameters()]

@@ -14,7 +14,7 @@ from torchmetrics import Metric, MetricCollection
 
 from gainakt.errors import ConfigError
 from gainakt.model.cuda_graphs import GraphedNetwork
-from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
+from gainakt.model.gainakt3exp import ENCODER1_MODULES, GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
@@ -25,6 +25,16 @@ SPLITS = ("train", "val", "test")
 LOSS_TERMS = ("bce", "im", "var")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
+PER_ENCODER_MONITOR = "val/per_encoder_auc"  # the mean of each encoder's best validation AUC so far
+
+
+def state_encoder(key: str) -> str | None:
+    """The encoder ("enc1" or "enc2") that a key of the module's state dict belongs to, or None for
+    state outside the network (metrics)."""
+    parts = key.split(".")
+    if parts[0] != "net":
+        return None
+    return "enc1" if parts[1] in ENCODER1_MODULES else "enc2"
 
 
 class GainAKTModule(L.LightningModule):
@@ -87,6 +97,7 @@ class GainAKTModule(L.LightningModule):
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
+        self.best_val_auc: dict[str, torch.Tensor] = {}  # per encoder, the best validation AUC so far, checkpointed
         self._restored: tuple[int, float, float] | None = None
         # Metrics and losses accumulate on the device and are logged once per epoch: no step reads
         # a value back to the host (see gainakt.model.metrics).
@@ -148,10 +159,16 @@ class GainAKTModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["loss_weights_applied"] = self._applied
+        checkpoint["best_val_auc"] = {enc: float(value) for enc, value in self.best_val_auc.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         applied = checkpoint.get("loss_weights_applied")
         self._restored = tuple(applied) if applied is not None else None
+        self.best_val_auc = {enc: torch.tensor(value) for enc, value in checkpoint.get("best_val_auc", {}).items()}
+
+    def encoder_state(self, encoder: str) -> dict[str, torch.Tensor]:
+        """A detached copy of one encoder's entries of the state dict (see :func:`state_encoder`)."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if state_encoder(k) == encoder}
 
     def configure_model(self) -> None:
         """Choose the attention kernels, compile the network in place (its parameter names, hence
@@ -236,14 +253,22 @@ class GainAKTModule(L.LightningModule):
         return BatchReadings(self.net, batch, self._step(batch, "val")[1])
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation epoch's values and ``val/mean_auc``, the mean of both encoders'
-        validation AUCs: a monitor that selects a checkpoint good for both, where ``val/enc1_auc``
-        alone reports encoder 2 at whatever epoch suited encoder 1. Computed from the device values,
-        so nothing is read back before Lightning logs them."""
+        """Log the validation epoch's values, ``val/mean_auc`` (the mean of both encoders' validation
+        AUCs: one epoch good for both), each encoder's best validation AUC so far
+        (``val/enc1_auc_best``, ...; the sanity check does not count) and ``val/per_encoder_auc``,
+        the mean of those bests: the validation AUC of a checkpoint that holds each encoder at its
+        own best epoch, which rises whenever either encoder improves. Computed from the device
+        values, so nothing is read back before Lightning logs them."""
         values = self._epoch_values("val")
-        aucs = [values[f"val/{enc}_auc"] for enc in ENCODERS if f"val/{enc}_auc" in values]
+        aucs = {enc: values[f"val/{enc}_auc"] for enc in ENCODERS if f"val/{enc}_auc" in values}
         if len(aucs) == len(ENCODERS):
-            values["val/mean_auc"] = torch.stack(aucs).mean()
+            values["val/mean_auc"] = torch.stack(list(aucs.values())).mean()
+            if not self.trainer.sanity_checking:
+                for enc, auc in aucs.items():
+                    best = self.best_val_auc.get(enc)
+                    self.best_val_auc[enc] = auc if best is None else torch.fmax(best.to(auc.device), auc)
+                    values[f"val/{enc}_auc_best"] = self.best_val_auc[enc]
+                values[PER_ENCODER_MONITOR] = torch.stack([self.best_val_auc[enc] for enc in ENCODERS]).mean()
         self.log_dict(values, on_step=False, on_epoch=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -44,7 +44,8 @@ def _number(low: float, high: float | None = None, low_open: bool = False, high_
 
 _BOOL = (lambda v: isinstance(v, bool)), "true or false"
 
-MONITORS = ("val/mean_auc", "val/enc1_auc", "val/enc2_auc")  # validation metrics a checkpoint can be chosen by (max)
+# validation metrics a checkpoint can be chosen by (max); val/per_encoder_auc composes best.ckpt per encoder
+MONITORS = ("val/per_encoder_auc", "val/mean_auc", "val/enc1_auc", "val/enc2_auc")
 
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _int(0),

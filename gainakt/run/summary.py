@@ -15,6 +15,26 @@ def epoch_row(rows: list[dict[str, float]], epoch: int) -> dict[str, float] | No
     return next((row for row in rows if int(row["epoch"]) == epoch and any(k.startswith("val/") for k in row)), None)
 
 
+def held_epoch_values(rows: list[dict[str, float]], held: dict[str, int]) -> dict[str, float]:
+    """The summary's validation values for a checkpoint that holds encoder ``enc`` at epoch
+    ``held[enc]`` (``metrics.csv`` rows): each encoder's metrics from its own epoch's row, the
+    monitors (encoder 2's gain statistics, check 3) from encoder 2's, ``val/mean_auc`` the mean of
+    the two AUCs held; ``best_epoch`` is the epoch the checkpoint was written (the later of the two),
+    ``best_epoch_enc1``/``best_epoch_enc2`` each encoder's."""
+    found = {enc: epoch_row(rows, epoch) for enc, epoch in held.items()}
+    if any(row is None for row in found.values()):
+        return {}
+    values: dict[str, float] = {"best_epoch": max(held.values())}
+    for enc, row in found.items():
+        values[f"best_epoch_{enc}"] = held[enc]
+        values.update({k: v for k, v in row.items() if k.startswith(f"val/{enc}_") and k in METRIC_KEYS})
+    values.update({k: v for k, v in found["enc2"].items() if k.startswith(MONITOR_PREFIXES)})
+    aucs = [values.get(f"val/{enc}_auc") for enc in held]
+    if None not in aucs:
+        values["val/mean_auc"] = sum(aucs) / len(aucs)
+    return values
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """A few lines: AUC and accuracy per split and encoder (no table when there are none yet), then timing."""
     lines = []
@@ -28,7 +48,10 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.insert(0, f"{'':10}{'AUC':>8}{'ACC':>8}")
     extras = []
     if "best_epoch" in summary:
-        extras.append(f"best epoch {summary['best_epoch']} of {summary.get('epochs_run', '?')}")
+        epochs = {summary.get(f"best_epoch_{enc}", summary["best_epoch"]) for enc in ("enc1", "enc2")}
+        held = (f"best epoch {summary['best_epoch']}" if len(epochs) == 1
+                else f"best epochs enc1 {summary['best_epoch_enc1']}, enc2 {summary['best_epoch_enc2']}")  # fmt: skip
+        extras.append(f"{held} of {summary.get('epochs_run', '?')}")
     if summary.get("train_seconds"):
         extras.append(f"{summary['train_seconds']:.1f} s training")
     if summary.get("interactions_per_second"):
