@@ -181,7 +181,8 @@ def test_interrupt_in_the_middle_of_an_epoch_resumes_exactly(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _epoch_rows(part) == _epoch_rows(whole)
     first, again = (json.loads((run / "summary.json").read_text()) for run in (whole, part))
-    same = [*METRIC_KEYS, "best_epoch", "epochs_run", "train_interactions_seen", "val/gain_std"]
+    same = [*METRIC_KEYS, "best_epoch", "best_epoch_enc1", "best_epoch_enc2", "epochs_run", "train_interactions_seen",
+            "val/gain_std"]
     assert {k: again[k] for k in same} == {k: first[k] for k in same}
     assert again["train_seconds"] > trained_before  # both parts counted
 
