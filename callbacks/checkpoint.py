@@ -68,8 +68,8 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_if_missing(trainer)
 
     def _keep_improved_encoders(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Copy the weights of each encoder whose validation AUC beat its best so far. The monitor
-        (the mean of the bests) rises in exactly these epochs, so ``best.ckpt`` is written then."""
+        """Copy the weights of each encoder whose validation AUC beat its best so far; ``best.ckpt``
+        is written in exactly these epochs (the monitor, the mean of the bests, rises then too)."""
         self._restore_encoder_weights()
         self._improved = False
         for enc in ENCODERS:
@@ -107,7 +107,6 @@ class RunCheckpoint(ModelCheckpoint):
             super()._save_checkpoint(trainer, filepath)
         finally:
             self._composing = False
-        self._improved = False  # an encoder beat its best in this validation
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._composing:  # best.ckpt: each encoder's weights from its own best epoch

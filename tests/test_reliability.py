@@ -247,3 +247,29 @@ def test_last_checkpoint_is_written_every_epoch(tmp_path):
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     assert (best["epoch"], last["epoch"]) == (0, 2)
+
+
+def test_resumed_run_composes_best_ckpt_from_the_encoder_kept_before_the_interruption(tmp_path):
+    """Per-encoder selection across a resume: encoder 1 peaks before the interruption and never again
+    (it is spoiled and frozen), encoder 2 improves after it; the resumed run takes encoder 1 from
+    best.ckpt and ends with the file and summary of a run never stopped."""
+    steady = [*TINY, "trainer.limit_train_batches=null", "callbacks.early_stopping=null", "trainer.max_epochs=6",
+              "callbacks.verification=null", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
+              "schedule.phase1_bce=1.0", "schedule.phase1_im=0.0", "schedule.phase2_bce=0.0", "schedule.phase2_im=1.0",
+              "+callbacks.spoil={_target_:tests.test_train_e2e.SpoilEncoder,encoder:enc1,epoch:3}"]  # fmt: skip
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    done = run_cli("gainakt.train", [*steady, f"hydra.run.dir={whole}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    signal_at = "+callbacks.signal={_target_:tests.signals.SignalAt,epoch:4,batch:1}"
+    stopped = run_cli("gainakt.train", [*steady, signal_at, f"hydra.run.dir={part}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    resumed = run_cli("gainakt.train", [f"resume={part}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first, again = (json.loads((run / "summary.json").read_text()) for run in (whole, part))
+    assert first["best_epoch_enc1"] < 3 <= first["best_epoch_enc2"]
+    same = [*METRIC_KEYS, "best_epoch", "best_epoch_enc1", "best_epoch_enc2"]
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    files = [torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False) for run in (whole, part)]
+    assert files[0]["encoder_epochs"] == files[1]["encoder_epochs"]
+    for key, value in files[0]["state_dict"].items():
+        assert torch.equal(value, files[1]["state_dict"][key]), key
