@@ -160,16 +160,22 @@ def test_sweep_with_a_failing_job_finishes_the_others(tmp_path):
     assert lines[0] == lines[-1] == f"Sweep folder: {sweep}"  # what gainakt.report needs, first and last
 
 
+def _whole_and_interrupted(tmp_path: Path, overrides: list[str], epoch: int) -> tuple[Path, Path]:
+    """Two runs of ``overrides``: one whole, one stopped by a real SIGINT after batch 1 of ``epoch``."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    done = run_cli("gainakt.train", [*overrides, f"hydra.run.dir={whole}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    signal_at = f"+callbacks.signal={{_target_:tests.signals.SignalAt,epoch:{epoch},batch:1}}"
+    stopped = run_cli("gainakt.train", [*overrides, signal_at, f"hydra.run.dir={part}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    return whole, part
+
+
 def test_interrupt_in_the_middle_of_an_epoch_resumes_exactly(tmp_path):
     """A real SIGINT after batch 1 of epoch 1's 4 batches; resume= ends with the metrics of a run
     never stopped: metrics.csv and every metric of the summary, bit for bit."""
     steady = [*TINY, "trainer.limit_train_batches=null", "callbacks.early_stopping=null", "trainer.max_epochs=3"]
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    done = run_cli("gainakt.train", [*steady, f"hydra.run.dir={whole}"], cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    signal_at = "+callbacks.signal={_target_:tests.signals.SignalAt,epoch:1,batch:1}"
-    stopped = run_cli("gainakt.train", [*steady, signal_at, f"hydra.run.dir={part}"], cwd=tmp_path)
-    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    whole, part = _whole_and_interrupted(tmp_path, steady, epoch=1)
     summary = json.loads((part / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("interrupted", 1)
     assert len(_epoch_rows(part)) == 1 + 1  # epoch 0 only: epoch 1 was cut after 2 of its 4 batches
@@ -257,12 +263,7 @@ def test_resumed_run_composes_best_ckpt_from_the_encoder_kept_before_the_interru
               "callbacks.verification=null", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
               "schedule.phase1_bce=1.0", "schedule.phase1_im=0.0", "schedule.phase2_bce=0.0", "schedule.phase2_im=1.0",
               "+callbacks.spoil={_target_:tests.test_train_e2e.SpoilEncoder,encoder:enc1,epoch:3}"]  # fmt: skip
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    done = run_cli("gainakt.train", [*steady, f"hydra.run.dir={whole}"], cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    signal_at = "+callbacks.signal={_target_:tests.signals.SignalAt,epoch:4,batch:1}"
-    stopped = run_cli("gainakt.train", [*steady, signal_at, f"hydra.run.dir={part}"], cwd=tmp_path)
-    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    whole, part = _whole_and_interrupted(tmp_path, steady, epoch=4)
     resumed = run_cli("gainakt.train", [f"resume={part}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     first, again = (json.loads((run / "summary.json").read_text()) for run in (whole, part))
