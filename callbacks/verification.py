@@ -8,8 +8,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
+from gainakt.callbacks.checkpoint import held_epochs
 from gainakt.data.datamodule import KTDataModule
 from gainakt.errors import ConfigError
 from gainakt.model.module import GainAKTModule
@@ -110,6 +112,9 @@ class Verification(L.Callback):
         params = parameters(net)
         if datamodule.data.skill_ids is not None:
             params["skill_ids"] = datamodule.data.skill_ids.tolist()  # the dataset's id of each skill index
+        if trainer.ckpt_path:  # the epoch of each encoder's weights (they may differ: RunCheckpoint)
+            params["checkpoint_epochs"] = held_epochs(torch.load(trainer.ckpt_path, map_location="cpu",
+                                                                 weights_only=False, mmap=True))  # fmt: skip
         self.result = verify(
             pd.concat(frames, ignore_index=True), params, self.out_dir, self.thresholds, datamodule.data.truth or None,
             {**params["options"], **options}, counterfactual=self._counterfactual(parts),

@@ -111,7 +111,7 @@ def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_confi
     weights = {"phase1_bce": 1.0, "phase1_im": 0.0} if first == "enc1" else {"phase1_bce": 0.0, "phase1_im": 1.0}
     weights.update(phase2_bce=weights["phase1_im"], phase2_im=weights["phase1_bce"])
     cfg = tiny_config("trainer.max_epochs=6", "monitor=val/per_encoder_auc", "callbacks.early_stopping=null",
-                      "callbacks.verification=null", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
+                      "callbacks.verification.plots=false", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
                       *(f"schedule.{k}={v}" for k, v in weights.items()),
                       f"+callbacks.spoil._target_={__name__}.SpoilEncoder", f"+callbacks.spoil.encoder={first}",
                       "+callbacks.spoil.epoch=3")  # fmt: skip
@@ -131,6 +131,9 @@ def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_confi
         running = [max(float(rows[e][f"val/{enc}_auc"]) for e in rows if e <= last) for last in sorted(rows)]
         assert [float(rows[e][f"val/{enc}_auc_best"]) for e in sorted(rows)] == pytest.approx(running)
     assert summary["val/mean_auc"] == pytest.approx((summary["val/enc1_auc"] + summary["val/enc2_auc"]) / 2)
+    assert json.loads((run / "parameters.json").read_text())["checkpoint_epochs"] == best
+    assert (f"encoder 1 from epoch {best['enc1']} and encoder 2 from epoch {best['enc2']}"
+            in (run / "verification.md").read_text())  # fmt: skip
     # The composed weights give each encoder's AUC of its own epoch on the validation split.
     datamodule = build(cfg.data)
     datamodule.prepare_data()

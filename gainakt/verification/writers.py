@@ -129,6 +129,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"**{report['checks_passed']} of {report['checks_total']} checks passed**{not_computable}",
         "",
     ]
+    epochs = report.get("checkpoint_epochs")
+    if epochs:
+        lines[-2:-2] = [f"The checkpoint holds encoder 1 from epoch {epochs['enc1']} and encoder 2 from epoch "
+                        f"{epochs['enc2']}.", ""]  # fmt: skip
     if report["degenerate"]:
         lines += ["**Degenerate learned parameters:**", ""] + [f"- {flag['message']}" for flag in report["degenerate"]] + [""]
     lines += _table(report["checks"], with_encoders=True)
@@ -208,6 +212,7 @@ def verification_report(
         "checks_not_computable": sum(c.passed is None for c in checks),
         "decision": decision(by_id[1].value, by_id[11].value, model_options),
         "response_model": params.get("response_model"),
+        "checkpoint_epochs": params.get("checkpoint_epochs"),
     }
     if "true_prob" in part.columns:
         report["oracle"] = {name: or_none(lambda column=column: auc(part[column].to_numpy(), response)) for name, column
