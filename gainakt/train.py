@@ -22,6 +22,7 @@ from gainakt.callbacks.checkpoint import RunCheckpoint
 from gainakt.callbacks.throughput import Throughput
 from gainakt.callbacks.verification import Verification
 from gainakt.errors import GainAKTError
+from gainakt.model.module import ENCODERS
 from gainakt.run.checkpoint_io import AtomicCheckpointIO
 from gainakt.run.config import (
     CONFIG_PATH, absolute_data_root, build, build_all, build_model, continued_config, open_trainer_overrides,
@@ -31,7 +32,6 @@ from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.epoch_csv import read_epoch_rows
 from gainakt.run.folder import RunFolder
 from gainakt.run.lifecycle import EXIT_CODES, RunLifecycle, exit_code, prepare_process, say, set_threads
-from gainakt.model.module import ENCODERS
 from gainakt.run.summary import METRIC_KEYS, held_epoch_values
 
 

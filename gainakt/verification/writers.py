@@ -118,6 +118,9 @@ def _table(checks: list[dict[str, Any]], with_encoders: bool) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     """verification.md: flags, the checks with their baselines, recovery, then the decision tree."""
     not_computable = f" ({report['checks_not_computable']} not computable)" if report["checks_not_computable"] else ""
+    epochs = report.get("checkpoint_epochs")
+    held = [f"The checkpoint holds encoder 1 from epoch {epochs['enc1']} and encoder 2 from epoch {epochs['enc2']}.",
+            ""] if epochs else []  # fmt: skip
     lines = [
         "# Verification of encoder 2",
         "",
@@ -126,13 +129,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "scores the same statistic (the *baseline*), beats that model too. The interval resamples students "
         "(bootstrap); encoder 1's value on the same rows is shown for reference.",
         "",
+        *held,
         f"**{report['checks_passed']} of {report['checks_total']} checks passed**{not_computable}",
         "",
     ]
-    epochs = report.get("checkpoint_epochs")
-    if epochs:
-        lines[-2:-2] = [f"The checkpoint holds encoder 1 from epoch {epochs['enc1']} and encoder 2 from epoch "
-                        f"{epochs['enc2']}.", ""]  # fmt: skip
     if report["degenerate"]:
         lines += ["**Degenerate learned parameters:**", ""] + [f"- {flag['message']}" for flag in report["degenerate"]] + [""]
     lines += _table(report["checks"], with_encoders=True)
