@@ -104,7 +104,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
     torch.manual_seed(0)
     net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16, accumulate=accumulate,
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
-                   response_ability=response_ability, retriever=response_ability,
+                   response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_readout=accumulate == "practiced").eval()  # fmt: skip
     for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None):
         if zero_initialised is not None:

@@ -21,6 +21,7 @@ RESPONSES = CHOICES["response"]
 
 def _net(response: str, **options):
     options.setdefault("response_ability", False)
+    options.setdefault("skill_ability", False)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -35,33 +36,38 @@ def _scramble(net, scale: float) -> None:
                 p.copy_(torch.randn(p.shape, generator=g) * scale)
 
 
-def _grid_probability(net, skills: torch.Tensor, ability: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _grid_probability(
+    net, skills: torch.Tensor, ability: torch.Tensor | None = None, skill_ability: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
     if ability is not None:
         ability = ability.expand(len(m), -1)
+    if skill_ability is not None:
+        skill_ability = skill_ability.expand(len(m), -1, -1)
     with torch.no_grad():
-        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability))
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, skill_ability))
     return m, p
 
 
-FORMS = [(r, False) for r in RESPONSES] + [("guess_slip", True)]
+FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
 
 
-@pytest.mark.parametrize(("response", "response_ability"), FORMS)
+@pytest.mark.parametrize(("response", "response_ability", "skill_ability"), FORMS)
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
-def test_probability_is_monotone_in_mastery(response, response_ability, aggregate):
-    net = _net(response, aggregate=aggregate, response_ability=response_ability)
+def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
+    net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability)
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
-    _, p = _grid_probability(net, skills, ability)
+    per_skill = torch.tensor([[0.0, 0.0], [-2.0, 0.0], [1.5, -4.0], [3.0, 3.0]]) if skill_ability else None
+    _, p = _grid_probability(net, skills, ability, per_skill)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
-    if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1
-        guess, slip = net.guess[skills[:2, 0]], net.slip[skills[:2, 0]]
-        assert torch.allclose(p[0, :2], guess, atol=0.02) and torch.allclose(p[-1, :2], 1 - slip, atol=0.02)
+    if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (question 0: no evidence)
+        guess, slip = net.guess[0], net.slip[0]
+        assert torch.allclose(p[0, 0], guess, atol=0.02) and torch.allclose(p[-1, 0], 1 - slip, atol=0.02)
 
 
 @pytest.mark.parametrize("response", RESPONSES)
@@ -111,15 +117,17 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-def test_ability_raises_the_guess_and_lowers_the_slip():
-    net = _net("guess_slip", response_ability=True)
+@pytest.mark.parametrize("which", ["student", "skill"])
+def test_ability_raises_the_guess_and_lowers_the_slip(which):
+    net = _net("guess_slip", response_ability=which == "student", skill_ability=which == "skill")
     skills = torch.zeros(3, 1, dtype=torch.long)
     ability = torch.tensor([-2.0, 0.0, 2.0])
+    given = {"ability": ability} if which == "student" else {"skill_ability": ability[:, None]}
     with torch.no_grad():
         net.log_temperature.fill_(math.log(0.01))
-        low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, ability))  # far below theta: ~ guess
+        low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, **given))  # far below theta: ~ guess
         net.theta.fill_(-6.0)  # theta ~ 0: everyone mastered, p ~ 1 - slip
-        high = torch.sigmoid(net.response_logit(torch.ones(3, 1), skills, ability))
+        high = torch.sigmoid(net.response_logit(torch.ones(3, 1), skills, **given))
     assert (low[1:] > low[:-1]).all() and (high[1:] > high[:-1]).all()
     assert torch.allclose(low[1], net.guess[0], atol=1e-3)  # ability 0 (no evidence): the skill's own guess
 
@@ -130,6 +138,18 @@ def test_running_ability_counts_only_the_past_and_real_steps():
     a = running_ability(responses, valid)
     expected = torch.tensor([[2 / 1, 3 / 1, 3 / 2, 4 / 2, 4 / 2, 4 / 2]]).log()  # (c + 1) / (wrong + 1)
     assert torch.allclose(a, expected)
+
+
+def test_skill_running_ability_counts_only_past_answers_to_each_skill():
+    """Each output t sees the answers of steps 0..t to the skills of question t+1, a multi-skill
+    answer counting for each of its skills; padding and empty slots count for nothing."""
+    net = _net("guess_slip", skill_ability=True)
+    skills = torch.tensor([[[0, -1], [0, -1], [1, 2], [1, -1], [0, 2], [-1, -1]]])
+    responses = torch.tensor([[1, 0, 1, 1, 0, 1]])
+    targets = torch.cat([skills[:, 1:], torch.full_like(skills[:, :1], -1)], dim=1)
+    ratio = net.skill_running_ability(skills, responses, targets).exp()  # (correct + 1) / (wrong + 1)
+    expected = [[2 / 1, 1], [1, 1], [2 / 1, 1], [2 / 2, 2 / 1], [2 / 2, 2 / 2]]  # question t+1's skills
+    assert torch.allclose(ratio[0, :5], torch.tensor(expected))
 
 
 def test_guess_slip_logit_is_finite_at_the_extremes():
@@ -147,10 +167,18 @@ def test_guess_slip_logit_is_finite_at_the_extremes():
     ("guess_max", 0.2, "model.guess_init=0.25 must be below model.guess_max=0.2"),
     ("response", "threshold", "model.response_ability=true needs model.response=guess_slip"),
     ("theta_init", 1.0, "model.theta_init=1.0: model.response=guess_slip learns theta strictly inside (0, 1)"),
+    ("skill_ability", "yes", "model.skill_ability='yes': expected true or false"),
 ])  # fmt: skip
 def test_guess_and_slip_settings_are_checked(name, value, says):
     cfg = compose_config("config", [f"model.{name}={value}", "model.response_ability=true"])
     with pytest.raises(ConfigError, match=re_escape(says)):
+        check_values(cfg)
+
+
+def test_skill_ability_needs_the_guess_slip_form():
+    cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=true"])
+    says = "model.skill_ability=true needs model.response=guess_slip (it moves the guess and slip); "
+    with pytest.raises(ConfigError, match=re_escape(says + "with model.response=threshold add model.skill_ability=false")):
         check_values(cfg)
 
 

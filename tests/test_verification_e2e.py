@@ -71,6 +71,8 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert model["share_predicted_wrong"]["test"] == pytest.approx((test["enc2_prob"] < 0.5).mean())
     assert saved["share_below_theta"] == model["share_below_theta"]["test"] and saved["theta"] == params["theta"]
     assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
+    for name, phrase in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
+        assert (params[name] is not None) == (f"Running ability over {phrase}" in text), name
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
 

@@ -17,7 +17,14 @@ from torch import nn
 from gainakt.model.accumulation import accumulate_dense, accumulate_dense_at, accumulate_practised, scatter_gains
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
-from gainakt.model.learning_curve import aggregate_skills, guess_slip_logit, mastery, running_ability, threshold_logit
+from gainakt.model.learning_curve import (
+    aggregate_skills,
+    guess_slip_logit,
+    laplace_logit,
+    mastery,
+    running_ability,
+    threshold_logit,
+)
 
 CHOICES = {
     "gains": ("per_skill", "scalar"),
@@ -38,7 +45,7 @@ ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "enc1_head", "re
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
-    "ability_weight_raw",
+    "ability_weight_raw", "skill_ability_weight_raw",
 )  # fmt: skip
 
 
@@ -101,6 +108,7 @@ class GainAKT3Exp(nn.Module):
         guess_max: float,
         slip_max: float,
         response_ability: bool,
+        skill_ability: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -174,10 +182,13 @@ class GainAKT3Exp(nn.Module):
         if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
             self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
             self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
-        if response_ability and response != "guess_slip":
-            raise ValueError("response_ability=true needs response=guess_slip (it moves the guess and slip)")
-        # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip.
+        for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability)):
+            if on and response != "guess_slip":
+                raise ValueError(f"{name}=true needs response=guess_slip (it moves the guess and slip)")
+        # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip,
+        # over all answers so far and over the answers to each of the question's own skills.
         self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
+        self.skill_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_ability else None
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -262,8 +273,26 @@ class GainAKT3Exp(nn.Module):
         """(w_guess, w_slip) >= 0, or None without ``response_ability``."""
         return None if self.ability_weight_raw is None else nn.functional.softplus(self.ability_weight_raw)
 
+    @property
+    def skill_ability_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0 of the per-skill running ability, or None without ``skill_ability``."""
+        return None if self.skill_ability_weight_raw is None else nn.functional.softplus(self.skill_ability_weight_raw)
+
+    def skill_running_ability(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``laplace_logit`` of the student's answers so far (steps 0..t) to each ``targets`` skill
+        ([B, L, J], -1 empty): [B, L, J]. A multi-skill answer counts for each of its skills."""
+        slot = (skills >= 0).float()
+        counts = torch.cat([responses[..., None].float() * slot, slot])  # correct, answered: [2B, L, K]
+        correct, answered = accumulate_practised(counts, skills.repeat(2, 1, 1), targets.repeat(2, 1, 1),
+                                                 self.num_skills).chunk(2)  # fmt: skip
+        return laplace_logit(correct, answered)
+
     def response_logit(
-        self, skill_mastery: torch.Tensor, skills: torch.Tensor, ability: torch.Tensor | None = None
+        self,
+        skill_mastery: torch.Tensor,
+        skills: torch.Tensor,
+        ability: torch.Tensor | None = None,
+        skill_ability: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
@@ -271,7 +300,10 @@ class GainAKT3Exp(nn.Module):
         guess_slip takes the mean guess and slip over the question's skills; with
         ``response_ability`` they move with ``ability`` ([...], the student's running ability
         before the answer; None counts as no evidence, 0): g = guess_max * sigmoid(raw_s + w_g * a),
-        s = slip_max * sigmoid(raw_s - w_s * a). Mastery alone still decides "mastered".
+        s = slip_max * sigmoid(raw_s - w_s * a); with ``skill_ability`` each skill's also moves with
+        ``skill_ability`` ([..., K], the running ability on that skill) by its own two weights.
+        Mastery alone still decides "mastered": neither ability changes where p crosses its midpoint
+        between g and 1 - s.
         """
         valid = skills >= 0
         m = aggregate_skills(skill_mastery, valid, self.aggregate)
@@ -283,6 +315,10 @@ class GainAKT3Exp(nn.Module):
         if weight is not None and ability is not None:
             guess_raw = guess_raw + weight[0] * ability[..., None]
             slip_raw = slip_raw - weight[1] * ability[..., None]
+        weight = self.skill_ability_weight
+        if weight is not None and skill_ability is not None:
+            guess_raw = guess_raw + weight[0] * skill_ability
+            slip_raw = slip_raw - weight[1] * skill_ability
         guess = aggregate_skills(self.guess_max * torch.sigmoid(guess_raw), valid, "mean").clamp_min(1e-12)
         slip = aggregate_skills(self.slip_max * torch.sigmoid(slip_raw), valid, "mean").clamp_min(1e-12)
         return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
@@ -377,7 +413,11 @@ class GainAKT3Exp(nn.Module):
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
         ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
-        enc2_logit = self.response_logit(m, nxt, ability)
+        skill_ability = None
+        if self.skill_ability_weight_raw is not None:  # answers 0..t to the skills of question t+1
+            next_targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
+            skill_ability = self.skill_running_ability(skills, responses, next_targets)[:, :-1]
+        enc2_logit = self.response_logit(m, nxt, ability, skill_ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

@@ -47,12 +47,16 @@ def guess_slip_logit(
     return log_p - log_q
 
 
-def running_ability(responses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """A causal estimate of each student's ability after each step: [B, L] logit of the Laplace
-    estimate (correct + 1) / (answered + 2) over steps 0..t of the window (0 before any evidence)."""
-    answered = valid.float().cumsum(-1)
-    correct = (responses.float() * valid).cumsum(-1)
+def laplace_logit(correct: torch.Tensor, answered: torch.Tensor) -> torch.Tensor:
+    """Logit of the Laplace estimate (correct + 1) / (answered + 2): 0 before any evidence, and
+    finite at a perfect or a zero record, so a first answer moves it without pinning it."""
     return torch.log(correct + 1.0) - torch.log(answered - correct + 1.0)
+
+
+def running_ability(responses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """A causal estimate of each student's ability after each step: [B, L] ``laplace_logit`` of
+    the answers over steps 0..t of the window."""
+    return laplace_logit((responses.float() * valid).cumsum(-1), valid.float().cumsum(-1))
 
 
 def aggregate_skills(values: torch.Tensor, valid: torch.Tensor, aggregate: str) -> torch.Tensor:

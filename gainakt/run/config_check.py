@@ -76,6 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.learn_temperature": _BOOL,
     "model.learn_offset": _BOOL,
     "model.response_ability": _BOOL,
+    "model.skill_ability": _BOOL,
     "model.retriever": _BOOL,
     "model.skill_readout": _BOOL,
     "model.clip_per_encoder": _BOOL,
@@ -115,9 +116,10 @@ def check_values(cfg: DictConfig) -> None:
     theta = OmegaConf.select(cfg, "model.theta_init")
     if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
         raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
-    if OmegaConf.select(cfg, "model.response_ability") and OmegaConf.select(cfg, "model.response") == "threshold":
-        raise ConfigError("model.response_ability=true needs model.response=guess_slip (it moves the guess and slip); "
-                          "with model.response=threshold add model.response_ability=false")
+    for name in ("response_ability", "skill_ability"):
+        if OmegaConf.select(cfg, f"model.{name}") and OmegaConf.select(cfg, "model.response") == "threshold":
+            raise ConfigError(f"model.{name}=true needs model.response=guess_slip (it moves the guess and slip); "
+                              f"with model.response=threshold add model.{name}=false")
     for name in ("guess", "slip"):
         init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
         if init is not None and top is not None and init >= top:

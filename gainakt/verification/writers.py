@@ -64,6 +64,9 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
+    for name in ("ability_weight", "skill_ability_weight"):  # how far running abilities move guess and slip
+        if params.get(name) is not None:
+            out[name] = params[name]
     splits = sorted(rows["split"].unique())
     out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
     out["share_predicted_wrong"] = {sp: float((rows.loc[rows["split"] == sp, "enc2_prob"] < 0.5).mean()) for sp in splits}
@@ -77,6 +80,11 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
         if name in model:
             g = model[name]
             lines.append(f"{name.capitalize()} over skills: mean {_fmt(g['mean'])}, min {_fmt(g['min'])}, max {_fmt(g['max'])}.")
+    for name, over in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
+        if name in model:
+            w = model[name]
+            lines.append(f"Running ability over {over}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip "
+                         f"logit by {_fmt(w['slip'])} per unit of its logit.")
     lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
     lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
