@@ -147,9 +147,9 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     cfg = tiny_config()
     dm = instantiate(cfg.data, eval_batch_size=7)
     dm.setup()
-    # without response_ability, p depends on the row's mastery and skill alone
+    # without the running abilities, p depends on the row's mastery and skill alone
     module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
-                         response_ability=False)
+                         response_ability=False, skill_ability=False)
     net = module.net
     rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):
