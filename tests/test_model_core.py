@@ -17,6 +17,7 @@ from gainakt.model.accumulation import (
 )
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import biased_attention
+from gainakt.model.gainakt3exp import HISTORY_FEATURES, history_features
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 
@@ -105,21 +106,43 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
     net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16, accumulate=accumulate,
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
+                   history_enc1=response_ability,
                    skill_readout=accumulate == "practiced").eval()  # fmt: skip
     for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None):
         if zero_initialised is not None:
             torch.nn.init.normal_(zero_initialised)
     skills, responses, _ = _batch()
+    one_skill = torch.where(skills[..., :1] >= 0, 1, -1).expand_as(skills).clone()
+    one_skill[..., 1:] = -1  # every step practises skill 1: a count that reads one answer ahead shows
     student = torch.tensor([0, 1, -1])
-    base = net(skills, responses, student)
     t = 6  # outputs 0..t-1 predict r_1..r_t and may use r_0..r_{t-1} only
     changed = responses.clone()
     changed[:, t:] = 1 - changed[:, t:]
-    other = net(skills, changed, student)
-    for name in ("enc1_logit", "enc2_logit"):
-        before, after = getattr(base, name), getattr(other, name)
-        assert torch.allclose(before[:, :t], after[:, :t], atol=1e-6), name
-        assert not torch.allclose(before[:, t:], after[:, t:]), f"{name} ignores responses entirely"
+    for steps in (skills, one_skill):
+        base, other = net(steps, responses, student), net(steps, changed, student)
+        for name in ("enc1_logit", "enc2_logit"):
+            before, after = getattr(base, name), getattr(other, name)
+            assert torch.allclose(before[:, :t], after[:, :t], atol=1e-6), name
+            assert not torch.allclose(before[:, t:], after[:, t:]), f"{name} ignores responses entirely"
+
+
+def test_history_features_count_the_record_before_each_question():
+    """Encoder 1's record before question t+1: answers 0..t to its skills (averaged over a
+    multi-skill question's skills) and overall, as Laplace logits and log(1 + count)."""
+    net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, history_enc1=True)
+    skills = torch.tensor([[[0, -1], [0, -1], [1, 2], [1, -1], [0, -1], [-1, -1]]])
+    responses = torch.tensor([[1, 0, 1, 1, 0, 0]])
+    targets = torch.cat([skills[:, 1:], torch.full_like(skills[:, :1], -1)], dim=1)
+    features = history_features(*net.skill_record(skills, responses, targets), responses, skills)
+    assert features.shape == (1, 5, len(HISTORY_FEATURES))
+    log = torch.log
+    expected = [  # skill ability, ability, log(1 + answers to the skills), log(1 + steps)
+        [log(torch.tensor(2.0)), log(torch.tensor(2.0)), log(torch.tensor(2.0)), log(torch.tensor(2.0))],
+        [0.0, 0.0, 0.0, log(torch.tensor(3.0))],  # question 2's skills 1 and 2 never answered
+        [log(torch.tensor(2.0)), log(torch.tensor(3 / 2)), log(torch.tensor(2.0)), log(torch.tensor(4.0))],
+        [0.0, log(torch.tensor(4 / 2)), log(torch.tensor(3.0)), log(torch.tensor(5.0))],  # skill 0: 1 right, 1 wrong
+    ]
+    assert torch.allclose(features[0, :4], torch.tensor(expected))
 
 
 def test_output_shapes():

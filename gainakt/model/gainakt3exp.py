@@ -41,12 +41,33 @@ CHOICES = {
 
 # Encoder 1's submodules; everything else belongs to encoder 2. The encoders share no parameter, so
 # a state dict may hold each at a different epoch (per-encoder checkpoint selection).
-ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "enc1_head", "readout", "skill_output")
+ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "history", "enc1_head", "readout", "skill_output")
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
     "ability_weight_raw", "skill_ability_weight_raw",
 )  # fmt: skip
+
+
+HISTORY_FEATURES = ("skill_ability", "ability", "skill_answered", "answered")
+
+
+def history_features(
+    correct: torch.Tensor, answered: torch.Tensor, responses: torch.Tensor, skills: torch.Tensor
+) -> torch.Tensor:
+    """Encoder 1's exact record of a student before question t+1: [B, L-1, len(HISTORY_FEATURES)].
+
+    ``correct``/``answered`` ([B, L, J]) count the answers of steps 0..t to question t+1's skills;
+    ``responses`` [B, L], ``skills`` [B, L, K]. Laplace logits (averaged over the question's skills),
+    and counts as log(1 + n).
+    """
+    valid = skills[:, 1:] >= 0
+    n = valid.sum(-1).clamp_min(1)
+    skill_ability = (laplace_logit(correct, answered)[:, :-1] * valid).sum(-1) / n
+    skill_answered = (torch.log1p(answered[:, :-1]) * valid).sum(-1) / n
+    steps = (skills[..., 0] >= 0).float().cumsum(-1)[:, :-1]
+    ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1]
+    return torch.stack([skill_ability, ability, skill_answered, torch.log1p(steps)], -1)
 
 
 def _softplus_inverse(y: float) -> float:
@@ -109,6 +130,7 @@ class GainAKT3Exp(nn.Module):
         slip_max: float,
         response_ability: bool,
         skill_ability: bool,
+        history_enc1: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -146,8 +168,10 @@ class GainAKT3Exp(nn.Module):
         self.skill_embedding = nn.Embedding(num_skills, d_model)
         # AKT's knowledge retriever: the next question asks the past states what they say about it.
         self.retriever = CausalAttention(d_model, n_heads, recency_enc1) if retriever else None
+        # The student's record, counted exactly: attention can weigh past steps but not count them.
+        self.history = nn.Linear(len(HISTORY_FEATURES), d_model) if history_enc1 else None
         self.enc1_head = nn.Sequential(
-            nn.Linear((4 if retriever else 3) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
+            nn.Linear((3 + retriever + history_enc1) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
         )
         # DKT's read-out: the state's projection dotted with the next skill's own output vector, plus
         # that skill's bias. An MLP on [state, skill embedding] has to learn this product through one
@@ -278,14 +302,20 @@ class GainAKT3Exp(nn.Module):
         """(w_guess, w_slip) >= 0 of the per-skill running ability, or None without ``skill_ability``."""
         return None if self.skill_ability_weight_raw is None else nn.functional.softplus(self.skill_ability_weight_raw)
 
-    def skill_running_ability(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``laplace_logit`` of the student's answers so far (steps 0..t) to each ``targets`` skill
-        ([B, L, J], -1 empty): [B, L, J]. A multi-skill answer counts for each of its skills."""
+    def skill_record(
+        self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(correct, answered): the student's answers so far (steps 0..t) to each ``targets`` skill
+        ([B, L, J], -1 empty), each [B, L, J]. A multi-skill answer counts for each of its skills."""
         slot = (skills >= 0).float()
         counts = torch.cat([responses[..., None].float() * slot, slot])  # correct, answered: [2B, L, K]
         correct, answered = accumulate_practised(counts, skills.repeat(2, 1, 1), targets.repeat(2, 1, 1),
                                                  self.num_skills).chunk(2)  # fmt: skip
-        return laplace_logit(correct, answered)
+        return correct, answered
+
+    def skill_running_ability(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``laplace_logit`` of the student's answers so far to each ``targets`` skill: [B, L, J]."""
+        return laplace_logit(*self.skill_record(skills, responses, targets))
 
     def response_logit(
         self,
@@ -394,10 +424,14 @@ class GainAKT3Exp(nn.Module):
         """
         ctx1, val1 = self.encoder1(skills, responses)
         nxt = skills[:, 1:]
+        next_targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
         features = [ctx1[:, :-1], val1[:, :-1], next_skill]
         if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
             features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
+        if self.history is not None:
+            record = self.skill_record(skills, responses, next_targets)
+            features.append(self.history(history_features(*record, responses, skills)))
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
         if self.readout is not None:
             out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
@@ -415,7 +449,6 @@ class GainAKT3Exp(nn.Module):
         ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
         skill_ability = None
         if self.skill_ability_weight_raw is not None:  # answers 0..t to the skills of question t+1
-            next_targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
             skill_ability = self.skill_running_ability(skills, responses, next_targets)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)

@@ -78,6 +78,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.response_ability": _BOOL,
     "model.skill_ability": _BOOL,
     "model.retriever": _BOOL,
+    "model.history_enc1": _BOOL,
     "model.skill_readout": _BOOL,
     "model.clip_per_encoder": _BOOL,
     "model.beta_init": _number(0.0, low_open=True),
