@@ -10,7 +10,7 @@ import torch
 from gainakt.errors import ConfigError
 from gainakt.model.encoder import RECENCY, CausalAttention, monotonic_attention
 from gainakt.model.gainakt3exp import CHOICES
-from gainakt.model.learning_curve import guess_slip_logit, running_ability
+from gainakt.model.learning_curve import guess_slip_logit, laplace_logit, running_ability
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_values
 from tests.conftest import make_net
@@ -140,14 +140,14 @@ def test_running_ability_counts_only_the_past_and_real_steps():
     assert torch.allclose(a, expected)
 
 
-def test_skill_running_ability_counts_only_past_answers_to_each_skill():
+def test_skill_record_counts_only_past_answers_to_each_skill():
     """Each output t sees the answers of steps 0..t to the skills of question t+1, a multi-skill
     answer counting for each of its skills; padding and empty slots count for nothing."""
     net = _net("guess_slip", skill_ability=True)
     skills = torch.tensor([[[0, -1], [0, -1], [1, 2], [1, -1], [0, 2], [-1, -1]]])
     responses = torch.tensor([[1, 0, 1, 1, 0, 1]])
     targets = torch.cat([skills[:, 1:], torch.full_like(skills[:, :1], -1)], dim=1)
-    ratio = net.skill_running_ability(skills, responses, targets).exp()  # (correct + 1) / (wrong + 1)
+    ratio = laplace_logit(*net.skill_record(skills, responses, targets)).exp()  # (correct + 1) / (wrong + 1)
     expected = [[2 / 1, 1], [1, 1], [2 / 1, 1], [2 / 2, 2 / 1], [2 / 2, 2 / 2]]  # question t+1's skills
     assert torch.allclose(ratio[0, :5], torch.tensor(expected))
 

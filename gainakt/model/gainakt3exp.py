@@ -313,10 +313,6 @@ class GainAKT3Exp(nn.Module):
                                                  self.num_skills).chunk(2)  # fmt: skip
         return correct, answered
 
-    def skill_running_ability(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``laplace_logit`` of the student's answers so far to each ``targets`` skill: [B, L, J]."""
-        return laplace_logit(*self.skill_record(skills, responses, targets))
-
     def response_logit(
         self,
         skill_mastery: torch.Tensor,
@@ -425,12 +421,15 @@ class GainAKT3Exp(nn.Module):
         ctx1, val1 = self.encoder1(skills, responses)
         nxt = skills[:, 1:]
         next_targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
+        # (correct, answered) of steps 0..t at question t+1's skills: read by both encoders, no parameter
+        record = None
+        if self.history is not None or self.skill_ability_weight_raw is not None:
+            record = self.skill_record(skills, responses, next_targets)
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
         features = [ctx1[:, :-1], val1[:, :-1], next_skill]
         if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
             features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
         if self.history is not None:
-            record = self.skill_record(skills, responses, next_targets)
             features.append(self.history(history_features(*record, responses, skills)))
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
         if self.readout is not None:
@@ -440,16 +439,13 @@ class GainAKT3Exp(nn.Module):
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":
-            targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
-            ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, :-1]
+            ep = self.effective_practice(gain, gains_all, skills, next_targets, inclusive=True)[:, :-1]
         else:  # the original's leaky target: mastery after seeing r_{t+1}
             targets = skills
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
         ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
-        skill_ability = None
-        if self.skill_ability_weight_raw is not None:  # answers 0..t to the skills of question t+1
-            skill_ability = self.skill_running_ability(skills, responses, next_targets)[:, :-1]
+        skill_ability = None if self.skill_ability_weight_raw is None else laplace_logit(*record)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
