@@ -18,6 +18,7 @@ from gainakt.model.accumulation import (
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import biased_attention
 from gainakt.model.gainakt3exp import HISTORY_FEATURES, history_features
+from gainakt.model.learning_curve import running_ability
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 
@@ -133,7 +134,8 @@ def test_history_features_count_the_record_before_each_question():
     skills = torch.tensor([[[0, -1], [0, -1], [1, 2], [1, -1], [0, -1], [-1, -1]]])
     responses = torch.tensor([[1, 0, 1, 1, 0, 0]])
     targets = torch.cat([skills[:, 1:], torch.full_like(skills[:, :1], -1)], dim=1)
-    features = history_features(*net.skill_record(skills, responses, targets), responses, skills)
+    ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1]
+    features = history_features(*net.skill_record(skills, responses, targets), ability, skills)
     assert features.shape == (1, 5, len(HISTORY_FEATURES))
     log = torch.log
     expected = [  # skill ability, ability, log(1 + answers to the skills), log(1 + steps)

@@ -61,13 +61,13 @@ def test_probability_is_monotone_in_mastery(response, response_ability, skill_ab
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
-    per_skill = torch.tensor([[0.0, 0.0], [-2.0, 0.0], [1.5, -4.0], [3.0, 3.0]]) if skill_ability else None
+    per_skill = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.5, -4.0], [3.0, -2.0]]) if skill_ability else None
     _, p = _grid_probability(net, skills, ability, per_skill)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
-    if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (question 0: no evidence)
-        guess, slip = net.guess[0], net.slip[0]
-        assert torch.allclose(p[0, 0], guess, atol=0.02) and torch.allclose(p[-1, 0], 1 - slip, atol=0.02)
+    if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (questions 0, 1: no evidence)
+        guess, slip = net.guess[skills[:2, 0]], net.slip[skills[:2, 0]]
+        assert torch.allclose(p[0, :2], guess, atol=0.02) and torch.allclose(p[-1, :2], 1 - slip, atol=0.02)
 
 
 @pytest.mark.parametrize("response", RESPONSES)

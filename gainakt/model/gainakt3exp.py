@@ -53,20 +53,19 @@ HISTORY_FEATURES = ("skill_ability", "ability", "skill_answered", "answered")
 
 
 def history_features(
-    correct: torch.Tensor, answered: torch.Tensor, responses: torch.Tensor, skills: torch.Tensor
+    correct: torch.Tensor, answered: torch.Tensor, ability: torch.Tensor, skills: torch.Tensor
 ) -> torch.Tensor:
     """Encoder 1's exact record of a student before question t+1: [B, L-1, len(HISTORY_FEATURES)].
 
     ``correct``/``answered`` ([B, L, J]) count the answers of steps 0..t to question t+1's skills;
-    ``responses`` [B, L], ``skills`` [B, L, K]. Laplace logits (averaged over the question's skills),
-    and counts as log(1 + n).
+    ``ability`` [B, L-1] is ``running_ability`` before question t+1, ``skills`` [B, L, K]. Laplace
+    logits (averaged over the question's skills), and counts as log(1 + n).
     """
     valid = skills[:, 1:] >= 0
     n = valid.sum(-1).clamp_min(1)
     skill_ability = (laplace_logit(correct, answered)[:, :-1] * valid).sum(-1) / n
     skill_answered = (torch.log1p(answered[:, :-1]) * valid).sum(-1) / n
     steps = (skills[..., 0] >= 0).float().cumsum(-1)[:, :-1]
-    ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1]
     return torch.stack([skill_ability, ability, skill_answered, torch.log1p(steps)], -1)
 
 
@@ -421,16 +420,19 @@ class GainAKT3Exp(nn.Module):
         ctx1, val1 = self.encoder1(skills, responses)
         nxt = skills[:, 1:]
         next_targets = torch.cat([nxt, torch.full_like(skills[:, :1], -1)], dim=1)
-        # (correct, answered) of steps 0..t at question t+1's skills: read by both encoders, no parameter
-        record = None
+        # The student's record before question t+1, read by both encoders and counted once (no
+        # parameter): (correct, answered) of steps 0..t at its skills, and the overall running ability.
+        record = ability = None
         if self.history is not None or self.skill_ability_weight_raw is not None:
             record = self.skill_record(skills, responses, next_targets)
+        if self.history is not None or self.ability_weight_raw is not None:
+            ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1]
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
         features = [ctx1[:, :-1], val1[:, :-1], next_skill]
         if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
             features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
         if self.history is not None:
-            features.append(self.history(history_features(*record, responses, skills)))
+            features.append(self.history(history_features(*record, ability, skills)))
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
         if self.readout is not None:
             out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
@@ -444,7 +446,6 @@ class GainAKT3Exp(nn.Module):
             targets = skills
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
-        ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1] if self.ability_weight_raw is not None else None
         skill_ability = None if self.skill_ability_weight_raw is None else laplace_logit(*record)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
