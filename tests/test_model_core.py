@@ -12,6 +12,7 @@ from gainakt.model.accumulation import (
     accumulate_practised,
     accumulate_reference,
     accumulate_scattered,
+    last_practice,
     scatter_gains,
     skill_multi_hot,
 )
@@ -75,6 +76,22 @@ def test_practised_accumulation_paths_agree_in_values_and_gradients(num_skills):
         assert torch.allclose(grads[0][1], grad, atol=1e-5)
 
 
+@pytest.mark.parametrize("num_skills", [C, 500])  # the running max over skills, then the pairwise comparison
+def test_last_practice_finds_the_latest_past_answer_to_each_skill(num_skills):
+    skills, responses, _ = _batch()
+    targets = torch.randint(-1, C, (*skills.shape[:2], 2), generator=torch.Generator().manual_seed(2))
+    last, recency = last_practice(skills, responses, targets, num_skills)
+    expected_last, expected_recency = torch.zeros(targets.shape), torch.zeros(targets.shape)
+    for b, t, j in zip(*torch.nonzero(targets >= 0, as_tuple=True)):
+        seen = [tau for tau in range(t + 1) if (skills[b, tau] == targets[b, t, j]).any()]
+        if seen:
+            expected_last[b, t, j] = 2 * responses[b, seen[-1]] - 1
+            expected_recency[b, t, j] = 1 / (1 + t - seen[-1])
+    assert (expected_last != 0).any() and (expected_recency < 1).any() and (expected_recency > 0).any()
+    assert torch.equal(last, expected_last)
+    assert torch.allclose(recency, expected_recency)
+
+
 @pytest.mark.parametrize("accumulate", ["practiced", "all"])
 @pytest.mark.parametrize("gains", ["per_skill", "scalar"])
 def test_mastery_is_monotone_for_every_skill(accumulate, gains):
@@ -107,7 +124,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
     net = make_net(num_skills=C, num_students=3, d_model=16, n_heads=2, n_blocks=2, d_ff=16, accumulate=accumulate,
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
-                   history_enc1=response_ability,
+                   skill_recency=response_ability, history_enc1=response_ability,
                    skill_readout=accumulate == "practiced").eval()  # fmt: skip
     for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None):
         if zero_initialised is not None:

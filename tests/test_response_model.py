@@ -22,6 +22,7 @@ RESPONSES = CHOICES["response"]
 def _net(response: str, **options):
     options.setdefault("response_ability", False)
     options.setdefault("skill_ability", False)
+    options.setdefault("skill_recency", False)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -37,32 +38,38 @@ def _scramble(net, scale: float) -> None:
 
 
 def _grid_probability(
-    net, skills: torch.Tensor, ability: torch.Tensor | None = None, skill_ability: torch.Tensor | None = None
+    net,
+    skills: torch.Tensor,
+    ability: torch.Tensor | None = None,
+    skill_ability: torch.Tensor | None = None,
+    skill_recency: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
     if ability is not None:
         ability = ability.expand(len(m), -1)
-    if skill_ability is not None:
-        skill_ability = skill_ability.expand(len(m), -1, -1)
+    per_skill = [None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency)]
     with torch.no_grad():
-        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, skill_ability))
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, *per_skill))
     return m, p
 
 
+# (response, response_ability, the per-skill record: skill_ability and skill_recency)
 FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
 
 
 @pytest.mark.parametrize(("response", "response_ability", "skill_ability"), FORMS)
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
 def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
-    net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability)
+    net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability,
+               skill_recency=skill_ability)  # fmt: skip
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
     per_skill = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.5, -4.0], [3.0, -2.0]]) if skill_ability else None
-    _, p = _grid_probability(net, skills, ability, per_skill)
+    recency = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, -0.5], [-1.0, 0.25]])
+    _, p = _grid_probability(net, skills, ability, per_skill, recency)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
     if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (questions 0, 1: no evidence)
@@ -117,12 +124,15 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-@pytest.mark.parametrize("which", ["student", "skill"])
+@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency"])
 def test_ability_raises_the_guess_and_lowers_the_slip(which):
-    net = _net("guess_slip", response_ability=which == "student", skill_ability=which == "skill")
+    """Each piece of the student's record (overall, on the skill, the skill's last answer) raises
+    the guess and lowers the slip as it rises."""
+    net = _net("guess_slip", response_ability=which == "ability", skill_ability=which == "skill_ability",
+               skill_recency=which == "skill_recency")  # fmt: skip
     skills = torch.zeros(3, 1, dtype=torch.long)
-    ability = torch.tensor([-2.0, 0.0, 2.0])
-    given = {"ability": ability} if which == "student" else {"skill_ability": ability[:, None]}
+    ability = torch.tensor([-1.0, 0.0, 1.0])
+    given = {which: ability if which == "ability" else ability[:, None]}
     with torch.no_grad():
         net.log_temperature.fill_(math.log(0.01))
         low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, **given))  # far below theta: ~ guess
@@ -175,10 +185,12 @@ def test_guess_and_slip_settings_are_checked(name, value, says):
         check_values(cfg)
 
 
-def test_skill_ability_needs_the_guess_slip_form():
-    cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=true"])
-    says = "model.skill_ability=true needs model.response=guess_slip (it moves the guess and slip); "
-    with pytest.raises(ConfigError, match=re_escape(says + "with model.response=threshold add model.skill_ability=false")):
+@pytest.mark.parametrize("name", ["skill_ability", "skill_recency"])
+def test_the_per_skill_record_needs_the_guess_slip_form(name):
+    cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=false",
+                                    "model.skill_recency=false", f"model.{name}=true"])  # fmt: skip
+    says = f"model.{name}=true needs model.response=guess_slip (it moves the guess and slip); "
+    with pytest.raises(ConfigError, match=re_escape(says + f"with model.response=threshold add model.{name}=false")):
         check_values(cfg)
 
 

@@ -73,6 +73,7 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
     for name, phrase in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
         assert (params[name] is not None) == (f"Running ability over {phrase}" in text), name
+    assert (params["skill_recency_weight"] is not None) == ("Last answer to each of the question's skills" in text)
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
 
@@ -149,7 +150,7 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     dm.setup()
     # without the running abilities, p depends on the row's mastery and skill alone
     module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
-                         response_ability=False, skill_ability=False)
+                         response_ability=False, skill_ability=False, skill_recency=False)
     net = module.net
     rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):

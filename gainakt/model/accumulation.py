@@ -9,6 +9,8 @@ Two vectorised paths:
 - ``accumulate_scattered``: the same values from a cumulative sum over [B, L, C] of the practised
   skills' gains: cheaper than the pairwise comparison when L * J * K exceeds C (long windows,
   multi-skill steps). ``accumulate_practised`` picks the cheaper of the two for a batch's shape.
+``last_practice`` finds, by the same two paths, when each asked-about skill was last practised and
+how that answer went (encoder 1's record of the student).
 ``accumulate_reference`` is the original per-step loop, kept as the yardstick for tests and the
 benchmark.
 """
@@ -83,6 +85,34 @@ def accumulate_practised(
     if steps * wanted * slots > num_skills:
         return accumulate_scattered(gains, skills, targets, num_skills, inclusive)
     return accumulate_gathered(gains, skills, targets, inclusive)
+
+
+def last_practice(
+    skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor, num_skills: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(last answer, recency) at ``targets`` ([B, L, J], -1 empty) over steps 0..t, each [B, L, J].
+
+    last answer is +1 or -1 for the latest answer that practised the skill (0 if none); recency is
+    1 / (1 + steps since then): 1 when step t practised it, 0 if it never was. One key per step,
+    2 * (tau + 1) + r_tau, makes the latest step the largest, so a max finds both at once.
+    """
+    steps, wanted, slots = skills.shape[1], targets.shape[-1], skills.shape[-1]
+    tau = torch.arange(steps, device=skills.device)
+    key = (2 * (tau + 1) + responses.long()).float()  # [B, L]
+    if steps * wanted * slots > num_skills:  # running max over [B, L, C]
+        latest = (skill_multi_hot(skills, num_skills) * key[..., None]).cummax(dim=1).values
+        latest = latest.gather(-1, targets.clamp_min(0))
+    else:  # pairwise, as accumulate_gathered
+        causal = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).tril()
+        same = targets[:, :, None, :, None] == skills[:, None, :, None, :]  # [B, t, tau, J, K]
+        same = same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
+        latest = (same * key[:, None, :, None, None]).amax(dim=(2, 4))
+    latest = latest * (targets >= 0)
+    seen = latest > 0
+    last = torch.where(seen, 2 * latest.remainder(2) - 1, torch.zeros_like(latest))
+    since = tau[None, :, None] - (latest.div(2, rounding_mode="floor") - 1)
+    recency = torch.where(seen, 1.0 / (1.0 + since), torch.zeros_like(latest))
+    return last, recency
 
 
 def accumulate_reference(gains: torch.Tensor, practiced: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,7 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from gainakt.model.accumulation import accumulate_dense, accumulate_dense_at, accumulate_practised, scatter_gains
+from gainakt.model.accumulation import (
+    accumulate_dense,
+    accumulate_dense_at,
+    accumulate_practised,
+    last_practice,
+    scatter_gains,
+)
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
 from gainakt.model.learning_curve import (
@@ -45,7 +51,7 @@ ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "history", "enc1
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
-    "ability_weight_raw", "skill_ability_weight_raw",
+    "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw",
 )  # fmt: skip
 
 
@@ -129,6 +135,7 @@ class GainAKT3Exp(nn.Module):
         slip_max: float,
         response_ability: bool,
         skill_ability: bool,
+        skill_recency: bool,
         history_enc1: bool,
     ) -> None:
         super().__init__()
@@ -205,13 +212,16 @@ class GainAKT3Exp(nn.Module):
         if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
             self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
             self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
-        for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability)):
+        for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability),
+                         ("skill_recency", skill_recency)):  # fmt: skip
             if on and response != "guess_slip":
                 raise ValueError(f"{name}=true needs response=guess_slip (it moves the guess and slip)")
         # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip,
-        # over all answers so far and over the answers to each of the question's own skills.
+        # over all answers so far, over the answers to each of the question's own skills, and by the last
+        # answer to each of them weighted by how recent it was.
         self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
         self.skill_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_ability else None
+        self.skill_recency_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_recency else None
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -301,6 +311,11 @@ class GainAKT3Exp(nn.Module):
         """(w_guess, w_slip) >= 0 of the per-skill running ability, or None without ``skill_ability``."""
         return None if self.skill_ability_weight_raw is None else nn.functional.softplus(self.skill_ability_weight_raw)
 
+    @property
+    def skill_recency_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0 of the last answer to each skill, or None without ``skill_recency``."""
+        return None if self.skill_recency_weight_raw is None else nn.functional.softplus(self.skill_recency_weight_raw)
+
     def skill_record(
         self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,6 +333,7 @@ class GainAKT3Exp(nn.Module):
         skills: torch.Tensor,
         ability: torch.Tensor | None = None,
         skill_ability: torch.Tensor | None = None,
+        skill_recency: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
@@ -326,8 +342,10 @@ class GainAKT3Exp(nn.Module):
         ``response_ability`` they move with ``ability`` ([...], the student's running ability
         before the answer; None counts as no evidence, 0): g = guess_max * sigmoid(raw_s + w_g * a),
         s = slip_max * sigmoid(raw_s - w_s * a); with ``skill_ability`` each skill's also moves with
-        ``skill_ability`` ([..., K], the running ability on that skill) by its own two weights.
-        Mastery alone still decides "mastered": neither ability changes where p crosses its midpoint
+        ``skill_ability`` ([..., K], the running ability on that skill) by its own two weights; with
+        ``skill_recency`` also with ``skill_recency`` ([..., K], the last answer to that skill, +1 or
+        -1, times 1 / (1 + steps since); 0 if none), by two more.
+        Mastery alone still decides "mastered": none of these changes where p crosses its midpoint
         between g and 1 - s.
         """
         valid = skills >= 0
@@ -340,10 +358,11 @@ class GainAKT3Exp(nn.Module):
         if weight is not None and ability is not None:
             guess_raw = guess_raw + weight[0] * ability[..., None]
             slip_raw = slip_raw - weight[1] * ability[..., None]
-        weight = self.skill_ability_weight
-        if weight is not None and skill_ability is not None:
-            guess_raw = guess_raw + weight[0] * skill_ability
-            slip_raw = slip_raw - weight[1] * skill_ability
+        for weight, evidence in ((self.skill_ability_weight, skill_ability),
+                                 (self.skill_recency_weight, skill_recency)):  # fmt: skip
+            if weight is not None and evidence is not None:
+                guess_raw = guess_raw + weight[0] * evidence
+                slip_raw = slip_raw - weight[1] * evidence
         guess = aggregate_skills(self.guess_max * torch.sigmoid(guess_raw), valid, "mean").clamp_min(1e-12)
         slip = aggregate_skills(self.slip_max * torch.sigmoid(slip_raw), valid, "mean").clamp_min(1e-12)
         return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
@@ -447,7 +466,11 @@ class GainAKT3Exp(nn.Module):
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
         skill_ability = None if self.skill_ability_weight_raw is None else laplace_logit(*record)[:, :-1]
-        enc2_logit = self.response_logit(m, nxt, ability, skill_ability)
+        skill_recency = None
+        if self.skill_recency_weight_raw is not None:
+            last, recency = last_practice(skills, responses, next_targets, self.num_skills)
+            skill_recency = (last * recency)[:, :-1]
+        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

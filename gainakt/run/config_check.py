@@ -77,6 +77,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.learn_offset": _BOOL,
     "model.response_ability": _BOOL,
     "model.skill_ability": _BOOL,
+    "model.skill_recency": _BOOL,
     "model.retriever": _BOOL,
     "model.history_enc1": _BOOL,
     "model.skill_readout": _BOOL,
@@ -117,7 +118,7 @@ def check_values(cfg: DictConfig) -> None:
     theta = OmegaConf.select(cfg, "model.theta_init")
     if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
         raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
-    for name in ("response_ability", "skill_ability"):
+    for name in ("response_ability", "skill_ability", "skill_recency"):
         if OmegaConf.select(cfg, f"model.{name}") and OmegaConf.select(cfg, "model.response") == "threshold":
             raise ConfigError(f"model.{name}=true needs model.response=guess_slip (it moves the guess and slip); "
                               f"with model.response=threshold add model.{name}=false")

@@ -64,7 +64,7 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
-    for name in ("ability_weight", "skill_ability_weight"):  # how far running abilities move guess and slip
+    for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight"):  # how far the record moves guess and slip
         if params.get(name) is not None:
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
@@ -85,6 +85,10 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
             w = model[name]
             lines.append(f"Running ability over {over}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip "
                          f"logit by {_fmt(w['slip'])} per unit of its logit.")
+    if "skill_recency_weight" in model:
+        w = model["skill_recency_weight"]
+        lines.append(f"Last answer to each of the question's skills (+1 right, -1 wrong, times 1 / (1 + steps since)): "
+                     f"raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by {_fmt(w['slip'])} per unit.")
     lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
     lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
