@@ -126,6 +126,21 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_recency=response_ability, history_enc1=response_ability,
                    skill_readout=accumulate == "practiced").eval()  # fmt: skip
+    _assert_causal(net)
+
+
+def test_predictions_never_see_future_responses_with_many_skills():
+    """With many skills the student's record takes the pairwise path (accumulate_practised and
+    last_practice compare skill ids instead of a running sum over every skill): causal too."""
+    torch.manual_seed(0)
+    net = make_net(num_skills=500, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
+                   history_enc1=True, skill_ability=True, skill_recency=True).eval()  # fmt: skip
+    _assert_causal(net)
+
+
+def _assert_causal(net) -> None:
+    """Outputs 0..t-1 (predicting r_1..r_t) must not move when responses t.. change, on a random
+    batch and on one where every step practises the same skill."""
     for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None):
         if zero_initialised is not None:
             torch.nn.init.normal_(zero_initialised)
