@@ -10,7 +10,7 @@ Two vectorised paths:
   skills' gains: cheaper than the pairwise comparison when L * J * K exceeds C (long windows,
   multi-skill steps). ``accumulate_practised`` picks the cheaper of the two for a batch's shape.
 ``last_practice`` finds, by the same two paths, when each asked-about skill was last practised and
-how that answer went (encoder 1's record of the student).
+how that answer went (encoder 2's ``skill_recency``).
 ``accumulate_reference`` is the original per-step loop, kept as the yardstick for tests and the
 benchmark.
 """
@@ -53,11 +53,7 @@ def accumulate_gathered(
     Returns:
         [B, L, J]: EP_t[targets[b, t, j]].
     """
-    steps = skills.shape[1]
-    causal = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).tril(0 if inclusive else -1)
-    same = targets[:, :, None, :, None] == skills[:, None, :, None, :]  # [B, t, tau, J, K]
-    same = same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
-    return torch.einsum("btsjk,bsk->btj", same.to(gains.dtype), gains)
+    return torch.einsum("btsjk,bsk->btj", _same_skill(skills, targets, inclusive).to(gains.dtype), gains)
 
 
 def accumulate_dense_at(applied: torch.Tensor, targets: torch.Tensor, inclusive: bool = True) -> torch.Tensor:
@@ -81,10 +77,22 @@ def accumulate_practised(
 ) -> torch.Tensor:
     """EP at ``targets`` from the practised skills' gains, by the cheaper path for this shape: the
     pairwise comparison costs ~L * L * J * K per window, the cumulative sum ~L * C."""
-    steps, wanted, slots = skills.shape[1], targets.shape[-1], skills.shape[-1]
-    if steps * wanted * slots > num_skills:
+    if _scatter_is_cheaper(skills, targets, num_skills):
         return accumulate_scattered(gains, skills, targets, num_skills, inclusive)
     return accumulate_gathered(gains, skills, targets, inclusive)
+
+
+def _scatter_is_cheaper(skills: torch.Tensor, targets: torch.Tensor, num_skills: int) -> bool:
+    """Whether a pass over [B, L, C] costs less than the pairwise comparison (~L * J * K vs C per step)."""
+    return skills.shape[1] * targets.shape[-1] * skills.shape[-1] > num_skills
+
+
+def _same_skill(skills: torch.Tensor, targets: torch.Tensor, inclusive: bool) -> torch.Tensor:
+    """[B, t, tau, J, K]: step tau's k-th skill is ``targets[:, t, j]``, for tau <= t (``inclusive``) or tau < t."""
+    steps = skills.shape[1]
+    causal = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).tril(0 if inclusive else -1)
+    same = targets[:, :, None, :, None] == skills[:, None, :, None, :]
+    return same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
 
 
 def last_practice(
@@ -96,17 +104,13 @@ def last_practice(
     1 / (1 + steps since then): 1 when step t practised it, 0 if it never was. One key per step,
     2 * (tau + 1) + r_tau, makes the latest step the largest, so a max finds both at once.
     """
-    steps, wanted, slots = skills.shape[1], targets.shape[-1], skills.shape[-1]
-    tau = torch.arange(steps, device=skills.device)
+    tau = torch.arange(skills.shape[1], device=skills.device)
     key = (2 * (tau + 1) + responses.long()).float()  # [B, L]
-    if steps * wanted * slots > num_skills:  # running max over [B, L, C]
+    if _scatter_is_cheaper(skills, targets, num_skills):  # running max over [B, L, C]
         latest = (skill_multi_hot(skills, num_skills) * key[..., None]).cummax(dim=1).values
         latest = latest.gather(-1, targets.clamp_min(0))
     else:  # pairwise, as accumulate_gathered
-        causal = torch.ones(steps, steps, dtype=torch.bool, device=skills.device).tril()
-        same = targets[:, :, None, :, None] == skills[:, None, :, None, :]  # [B, t, tau, J, K]
-        same = same & (skills >= 0)[:, None, :, None, :] & causal[None, :, :, None, None]
-        latest = (same * key[:, None, :, None, None]).amax(dim=(2, 4))
+        latest = (_same_skill(skills, targets, inclusive=True) * key[:, None, :, None, None]).amax(dim=(2, 4))
     latest = latest * (targets >= 0)
     seen = latest > 0
     last = torch.where(seen, 2 * latest.remainder(2) - 1, torch.zeros_like(latest))

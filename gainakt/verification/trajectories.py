@@ -164,9 +164,8 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
         "temperature": float(net.temperature.detach()),
         "guess": None if guess is None else guess.detach().cpu().tolist(),
         "slip": None if slip is None else slip.detach().cpu().tolist(),
-        "ability_weight": None if net.ability_weight is None else dict(zip(("guess", "slip"), net.ability_weight.detach().tolist())),
         **{name: None if getattr(net, name) is None else dict(zip(("guess", "slip"), getattr(net, name).detach().tolist()))
-           for name in ("skill_ability_weight", "skill_recency_weight")},
+           for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight")},
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,
                     "im_target": net.im_target, "response": net.response},  # fmt: skip
     }
