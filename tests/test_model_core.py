@@ -125,7 +125,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_recency=response_ability, history_enc1=response_ability,
-                   skill_readout=accumulate == "practiced").eval()  # fmt: skip
+                   recurrent_enc1=8 if response_ability else 0, skill_readout=accumulate == "practiced").eval()  # fmt: skip
     _assert_causal(net)
 
 

@@ -229,11 +229,11 @@ def test_recency_parameters_are_decay_rates_not_decayed_by_weight_decay():
     assert not any(id(r) in decayed for r in rates)
 
 
-@pytest.mark.parametrize("part", ["retriever", "readout", "skill_output"])
+@pytest.mark.parametrize("part", ["retriever", "readout", "skill_output", "recurrent"])
 def test_encoder1_options_belong_to_encoder1(part):
     """Frozen with encoder 1 (w_bce = 0), and encoder 2 never sees them."""
     net = make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, retriever=True, recency_enc1="monotonic",
-                   skill_readout=True)  # fmt: skip
+                   skill_readout=True, recurrent_enc1=6)  # fmt: skip
     own = {id(p) for p in getattr(net, part).parameters()}
     assert own and own <= {id(p) for p in net.encoder1_parameters()}
     assert not own & {id(p) for p in net.encoder2_parameters()}
@@ -241,7 +241,8 @@ def test_encoder1_options_belong_to_encoder1(part):
 
 def test_skill_readout_is_dkt_readout_of_the_next_skill():
     """The added logit is <W state_t, o_{q_{t+1}}> + b_{q_{t+1}}: zero at initialisation, then the
-    next skill's own vector and bias (a multi-skill step averages its skills')."""
+    next skill's own vector and bias (a multi-skill step averages its skills'). state_t is encoder
+    1's context, value and LSTM states after step t."""
     torch.manual_seed(0)
     skills = torch.tensor([[[0, -1], [1, -1], [2, 3], [1, -1]]])
     responses = torch.tensor([[1, 0, 1, 1]])
@@ -254,7 +255,8 @@ def test_skill_readout_is_dkt_readout_of_the_next_skill():
     torch.nn.init.normal_(with_readout.skill_output.weight)
     got = with_readout(skills, responses, student).enc1_logit - plain
     ctx, val = with_readout.encoder1(skills, responses)
-    state = with_readout.readout(torch.cat([ctx, val], -1))[0, :-1]
+    lstm = with_readout.recurrent(skills, responses)  # the default's LSTM state is part of encoder 1's
+    state = with_readout.readout(torch.cat([ctx, val, lstm], -1))[0, :-1]
     out = with_readout.skill_output.weight
     expected = torch.stack([state[0] @ out[1, :-1] + out[1, -1],
                             state[1] @ (out[2, :-1] + out[3, :-1]) / 2 + (out[2, -1] + out[3, -1]) / 2,

@@ -214,3 +214,26 @@ class DualStreamEncoder(nn.Module):
         for i, block in enumerate(self.blocks):
             ctx, val = block(ctx, val, bias, update_context=context or i < last)
         return (ctx if context else None), val
+
+
+class RecurrentState(nn.Module):
+    """DKT's state beside the attention: an LSTM over the interaction tokens, h_t after step t.
+
+    Attention weighs past steps by content and distance; an LSTM carries a running summary that
+    forgets at its own learned rate, which is what DKT predicts from. The loop over steps runs in
+    PyTorch's LSTM kernel, not in Python.
+    """
+
+    def __init__(self, num_skills: int, d_model: int, width: int, dropout: float) -> None:
+        super().__init__()
+        self.num_skills = num_skills
+        self.embedding = nn.Embedding(2 * num_skills, d_model)
+        self.lstm = nn.LSTM(d_model, width, batch_first=True)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, skills: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """[B, L, K] skills and [B, L] responses -> [B, L, width] states (padding after a sequence is read
+        after it, so it never reaches an earlier step)."""
+        tokens = skills.clamp_min(0) + self.num_skills * responses.unsqueeze(-1)
+        states, _ = self.lstm(embed_skill_sets(self.embedding, tokens, skills >= 0))
+        return self.dropout(states)

@@ -22,7 +22,7 @@ from gainakt.model.accumulation import (
     scatter_gains,
 )
 from gainakt.model.dropout import Dropout
-from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, embed_skill_sets
+from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, RecurrentState, embed_skill_sets
 from gainakt.model.learning_curve import (
     aggregate_skills,
     guess_slip_logit,
@@ -47,7 +47,9 @@ CHOICES = {
 
 # Encoder 1's submodules; everything else belongs to encoder 2. The encoders share no parameter, so
 # a state dict may hold each at a different epoch (per-encoder checkpoint selection).
-ENCODER1_MODULES = ("encoder1", "skill_embedding", "retriever", "history", "enc1_head", "readout", "skill_output")
+ENCODER1_MODULES = (
+    "encoder1", "skill_embedding", "retriever", "history", "recurrent", "enc1_head", "readout", "skill_output",
+)  # fmt: skip
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
@@ -137,6 +139,7 @@ class GainAKT3Exp(nn.Module):
         skill_ability: bool,
         skill_recency: bool,
         history_enc1: bool,
+        recurrent_enc1: int,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -176,14 +179,17 @@ class GainAKT3Exp(nn.Module):
         self.retriever = CausalAttention(d_model, n_heads, recency_enc1) if retriever else None
         # The student's record, counted exactly: attention can weigh past steps but not count them.
         self.history = nn.Linear(len(HISTORY_FEATURES), d_model) if history_enc1 else None
+        self.recurrent = RecurrentState(num_skills, d_model, recurrent_enc1, dropout) if recurrent_enc1 else None
+        width = 2 * d_model + recurrent_enc1  # encoder 1's state: context, value and the LSTM's
+        inputs = width + (1 + retriever + history_enc1) * d_model  # + the next skill, retriever, record
         self.enc1_head = nn.Sequential(
-            nn.Linear((3 + retriever + history_enc1) * d_model, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
+            nn.Linear(inputs, d_model), nn.ReLU(), Dropout(dropout), nn.Linear(d_model, 1)
         )
         # DKT's read-out: the state's projection dotted with the next skill's own output vector, plus
         # that skill's bias. An MLP on [state, skill embedding] has to learn this product through one
         # ReLU layer; DKT gets it from its per-skill output layer. Zero-initialised output vectors
         # start the model exactly where the MLP alone starts.
-        self.readout = nn.Linear(2 * d_model, d_model) if skill_readout else None
+        self.readout = nn.Linear(width, d_model) if skill_readout else None
         self.skill_output = nn.Embedding(num_skills, d_model + 1) if skill_readout else None
         if self.skill_output is not None:
             nn.init.zeros_(self.skill_output.weight)
@@ -447,7 +453,10 @@ class GainAKT3Exp(nn.Module):
         if self.history is not None or self.ability_weight_raw is not None:
             ability = running_ability(responses, skills[..., 0] >= 0)[:, :-1]
         next_skill = embed_skill_sets(self.skill_embedding, nxt, nxt >= 0)
-        features = [ctx1[:, :-1], val1[:, :-1], next_skill]
+        states = [ctx1[:, :-1], val1[:, :-1]]
+        if self.recurrent is not None:
+            states.append(self.recurrent(skills, responses)[:, :-1])
+        features = [*states, next_skill]
         if self.retriever is not None:  # output t (question t+1) attends to steps 0..t
             features.append(self.retriever(next_skill, ctx1[:, :-1], val1[:, :-1]))
         if self.history is not None:
@@ -455,7 +464,7 @@ class GainAKT3Exp(nn.Module):
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
         if self.readout is not None:
             out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
-            state = self.readout(torch.cat(features[:2], -1))
+            state = self.readout(torch.cat(states, -1))
             enc1_logit = enc1_logit + (state * out[..., :-1]).sum(-1) + out[..., -1]
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)

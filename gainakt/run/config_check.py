@@ -80,6 +80,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.skill_recency": _BOOL,
     "model.retriever": _BOOL,
     "model.history_enc1": _BOOL,
+    "model.recurrent_enc1": _int(0),
     "model.skill_readout": _BOOL,
     "model.clip_per_encoder": _BOOL,
     "model.beta_init": _number(0.0, low_open=True),
