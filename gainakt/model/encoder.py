@@ -235,5 +235,9 @@ class RecurrentState(nn.Module):
         """[B, L, K] skills and [B, L] responses -> [B, L, width] states (padding after a sequence is read
         after it, so it never reaches an earlier step)."""
         tokens = skills.clamp_min(0) + self.num_skills * responses.unsqueeze(-1)
-        states, _ = self.lstm(embed_skill_sets(self.embedding, tokens, skills >= 0))
+        inputs = embed_skill_sets(self.embedding, tokens, skills >= 0)
+        # In float32 under mixed precision: oneDNN has no bf16 LSTM on CPUs without bf16 instructions,
+        # and at this width the LSTM is a small part of the network's time on a GPU.
+        with torch.autocast(inputs.device.type, enabled=False):
+            states, _ = self.lstm(inputs.float())
         return self.dropout(states)
