@@ -16,6 +16,7 @@ from tests.conftest import run_cli
         ("+callbacks.early_stopping.patiense=3", "callbacks.early_stopping.patiense: unknown key; did you mean "
                                                  "callbacks.early_stopping.patience?"),  # fmt: skip
         ("optim.lr=-1", "optim.lr=-1: expected a number in (0.0, ∞)"),
+        ("model.recurrent_enc1=-1", "model.recurrent_enc1=-1: expected an integer >= 0"),  # a width, not a bool
         ("data.synthetic.process=irt", "data.synthetic.process='irt': expected mastery_curve | afm"),
         ("data=nope", "Could not find 'data/nope' Available options in 'data': algebra2005"),
     ],
