@@ -32,6 +32,12 @@ def embed_skill_sets(table: nn.Embedding, ids: torch.Tensor, valid: torch.Tensor
     return vectors.sum(-2) / valid.sum(-1, keepdim=True).clamp_min(1)
 
 
+def interaction_tokens(skills: torch.Tensor, responses: torch.Tensor, num_skills: int) -> torch.Tensor:
+    """x = q + C * r per skill slot: [B, L, K] skills and [B, L] responses -> [B, L, K] token ids
+    (padded slots hold a valid id; ``embed_skill_sets`` masks them)."""
+    return skills.clamp_min(0) + num_skills * responses.unsqueeze(-1)
+
+
 RECENCY = ("none", "linear", "alibi", "monotonic")
 
 
@@ -206,7 +212,7 @@ class DualStreamEncoder(nn.Module):
         if steps > self.max_len:
             raise ValueError(f"sequence of {steps} steps exceeds model.max_len={self.max_len}")
         valid = skills >= 0
-        tokens = skills.clamp_min(0) + self.num_skills * responses.unsqueeze(-1)
+        tokens = interaction_tokens(skills, responses, self.num_skills)
         pos = self.position(torch.arange(steps, device=skills.device))
         ctx = embed_skill_sets(self.context_embedding, tokens, valid) + pos
         val = embed_skill_sets(self.value_embedding, tokens, valid) + pos
@@ -234,10 +240,9 @@ class RecurrentState(nn.Module):
     def forward(self, skills: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         """[B, L, K] skills and [B, L] responses -> [B, L, width] states (padding after a sequence is read
         after it, so it never reaches an earlier step)."""
-        tokens = skills.clamp_min(0) + self.num_skills * responses.unsqueeze(-1)
-        inputs = embed_skill_sets(self.embedding, tokens, skills >= 0)
-        # In float32 under mixed precision: oneDNN has no bf16 LSTM on CPUs without bf16 instructions,
-        # and at this width the LSTM is a small part of the network's time on a GPU.
+        inputs = embed_skill_sets(self.embedding, interaction_tokens(skills, responses, self.num_skills), skills >= 0)
+        # In float32 under mixed precision (the embedding's output already is): oneDNN has no bf16 LSTM
+        # on CPUs without bf16 instructions, and at this width the LSTM is a small part of a GPU's time.
         with torch.autocast(inputs.device.type, enabled=False):
-            states, _ = self.lstm(inputs.float())
+            states, _ = self.lstm(inputs)
         return self.dropout(states)
