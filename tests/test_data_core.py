@@ -7,7 +7,7 @@ import pytest
 import torch
 
 
-from gainakt.data.datamodule import EpochOrder, Padding, WindowBatchSampler, token_budget_cuts
+from gainakt.data.datamodule import EpochOrder, Padding, WindowBatchSampler, mean_batch_budget, token_budget_cuts
 from gainakt.data.protocol import make_windows, split_students
 from gainakt.data.formats.pykt import read
 from gainakt.errors import DataError
@@ -151,6 +151,40 @@ def test_token_budget_batches_fill_the_budget():
     later = _sampler(lengths, batch_tokens=120, multiple=8)
     later.sampler.set_epoch(5)
     assert shapes(_batches(later)) == shapes(batches)
+
+
+def test_auto_budget_weighs_every_answer_alike_at_the_same_number_of_steps():
+    """A batch's loss is the mean over its answers, so an answer weighs 1 / (answers in its batch).
+    Bucketed batches of ``batch_size`` windows make that weight depend on the window's length; the
+    auto budget keeps it nearly equal, with as many batches an epoch as ``batch_size`` gives."""
+    rng = np.random.default_rng(5)
+    lengths = np.minimum(rng.geometric(1 / 30, size=2000) + 2, 200)  # many short windows, a few long ones
+    padding = Padding(200, True, 1)
+    budget = mean_batch_budget(16, padding.steps(lengths))
+    assert budget == int(np.ceil(16 * lengths.mean()))
+
+    def answers_per_batch(tokens):
+        batches = _batches(_sampler(lengths, batch_size=16, batch_tokens=tokens, window=200))
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        return np.array([lengths[b].sum() for b in batches]), len(batches)
+
+    fixed, fixed_count = answers_per_batch(None)
+    auto, auto_count = answers_per_batch(budget)
+    assert abs(auto_count - fixed_count) <= 0.1 * fixed_count
+    full = np.sort(auto)[1:]  # the shortest batch is the one the budget's remainder fills
+    assert full.max() / full.min() < 1.5
+    assert fixed.max() / fixed.min() > 10  # what the budget corrects
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_auto_budget_is_resolved_from_the_training_windows(bucketing):
+    dm = make_datamodule(format="pykt", root=str(FIXTURES / "pykt_small"), fold=0, window=5, min_length=2,
+                         batch_size=2, batch_tokens="auto", bucketing=bucketing)  # fmt: skip
+    dm.setup()
+    lengths = dm.datasets["train"].windows.length
+    # unbucketed batches are random mixes of batch_size windows already
+    assert dm.train_batch_tokens == (int(np.ceil(2 * lengths.mean())) if bucketing else None)
+    assert sorted(i for b in dm.train_dataloader().batch_sampler for i in b) == list(range(len(lengths)))
 
 
 def test_ranks_share_batches_without_overlap():

@@ -3,7 +3,9 @@
 Batches are gathered from the flat interaction arrays with one fancy-index per field (no Python
 loop over students or steps). With ``bucketing`` on, windows of similar length share a batch that
 is padded only to its own longest window (rounded up to ``pad_multiple``) instead of to ``window``;
-``batch_tokens`` fills each batch up to a budget of padded steps instead of a number of windows.
+``batch_tokens`` fills each batch up to a budget of padded steps instead of a number of windows;
+``auto`` (the default) picks the budget that gives ``batch_size`` windows a batch on average
+(bucketed batches only: unbucketed ones are random mixes of ``batch_size`` windows).
 The batches of an epoch are a pure function of (``shuffle_seed``, epoch).
 """
 
@@ -103,6 +105,22 @@ class EpochOrder(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+AUTO = "auto"  # data.batch_tokens: the budget of batch_size windows of the mean training length
+
+
+def mean_batch_budget(batch_size: int, padded: np.ndarray) -> int:
+    """The token budget whose batches hold ``batch_size`` windows on average (``padded``: each
+    window's padded length alone), so an epoch takes as many optimiser steps as ``batch_size``
+    batches would.
+
+    Why a budget at all: the loss of a batch is the mean over its answers. Bucketed batches of
+    ``batch_size`` windows put 64 windows of 5 answers in one step and 64 of 200 in another, so an
+    answer in a short window weighs ~40 times one in a long window. Equal budgets weigh every
+    answer the same, as random batches do, at the speed of bucketed ones.
+    """
+    return max(int(np.ceil(batch_size * float(np.mean(padded)))), 1)
 
 
 def token_budget_cuts(padded: np.ndarray, budget: int) -> np.ndarray:
@@ -212,7 +230,9 @@ class KTDataModule(L.LightningDataModule):
         min_length: windows shorter than this are dropped (pykt: 3).
         batch_size, eval_batch_size: windows per training / evaluation batch.
         batch_tokens, eval_batch_tokens: if set, batches hold as many windows of similar length
-            as fit in this many padded steps instead (``batch_size`` then only sizes the pools).
+            as fit in this many padded steps instead (``batch_size`` then only sizes the pools);
+            ``batch_tokens="auto"``: :func:`mean_batch_budget` of the training windows when
+            ``bucketing``, else ``batch_size`` windows.
         bucketing: pad each batch to its longest window instead of to ``window``.
         pad_multiple: round a bucketed batch's padded length up to a multiple of this (1: exact).
         shuffle_seed: the training batches of epoch e are drawn from (shuffle_seed, e).
@@ -231,7 +251,7 @@ class KTDataModule(L.LightningDataModule):
         min_length: int,
         batch_size: int,
         eval_batch_size: int,
-        batch_tokens: int | None,
+        batch_tokens: int | str | None,
         eval_batch_tokens: int | None,
         bucketing: bool,
         pad_multiple: int,
@@ -284,6 +304,10 @@ class KTDataModule(L.LightningDataModule):
             windows = make_windows(self.data, students[split], self.window, self.min_length)
             self.datasets[split] = WindowDataset(self.data, windows, slot, padding)
         self.num_train_students = len(students["train"])
+        self.train_batch_tokens = self.batch_tokens
+        if self.batch_tokens == AUTO:  # unbucketed batches are random mixes: batch_size windows each
+            lengths = self.datasets["train"].windows.length
+            self.train_batch_tokens = mean_batch_budget(self.batch_size, padding.steps(lengths)) if self.bucketing else None
 
     @property
     def num_skills(self) -> int:
@@ -303,7 +327,7 @@ class KTDataModule(L.LightningDataModule):
             dataset.windows.length,
             dataset.padding,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            batch_tokens=self.batch_tokens if train else self.eval_batch_tokens,
+            batch_tokens=self.train_batch_tokens if train else self.eval_batch_tokens,
             pool_batches=self.pool_batches,
             rank=rank,
             world=world,

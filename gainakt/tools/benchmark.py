@@ -298,7 +298,7 @@ def bucketing_pair(cfg: DictConfig, size_name: str, size: dict[str, Any]) -> lis
     return [
         _variant(
             f"{size_name}/{name}", {"size": size_name, "data": label, "bucketing": bucketing}, cfg, size,
-            {**data, "bucketing": bucketing},
+            {**data, "bucketing": bucketing, "batch_tokens": None},  # batch_size windows either way
         )  # fmt: skip
         for name, bucketing in (("bucketed", True), ("padded", False))
     ]
