@@ -28,6 +28,20 @@ def test_training_length_follows_the_dataset(overrides, max_epochs, patience):
     assert cfg.schedule.max_epochs == max_epochs
 
 
+@pytest.mark.parametrize(
+    ("overrides", "lr"),
+    [
+        ([], 1e-3),  # the short demo
+        (["data=assist2015"], 5e-4),  # real data trains longer at a smaller step
+        (["data=custom", "optim=adamw"], 5e-4),  # whichever optimiser
+        (["data=assist2015", "experiment=v3_inverse_warmup"], 1.74e-4),  # a preset's own rate wins
+        (["data=assist2015", "optim.lr=2e-3"], 2e-3),  # the command line wins
+    ],
+)
+def test_learning_rate_follows_the_dataset(overrides, lr):
+    assert compose_config("config", overrides).optim.lr == pytest.approx(lr)
+
+
 def test_checkpoint_and_early_stopping_share_the_monitor():
     cfg = compose_config("config", ["monitor=val/enc2_auc"])
     assert cfg.callbacks.checkpoint.monitor == cfg.callbacks.early_stopping.monitor == "val/enc2_auc"
