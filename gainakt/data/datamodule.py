@@ -117,7 +117,8 @@ def mean_batch_budget(batch_size: int, padded: np.ndarray) -> int:
 
     Why a budget at all: the loss of a batch is the mean over its answers. Bucketed batches of
     ``batch_size`` windows put 64 windows of 5 answers in one step and 64 of 200 in another, so an
-    answer in a short window weighs ~40 times one in a long window. Equal budgets weigh every
+    answer in a short window weighs about 50 times one in a long window (4 scored answers a window
+    against 199). Equal budgets weigh every
     answer the same, as random batches do, at the speed of bucketed ones.
     """
     return max(int(np.ceil(batch_size * float(np.mean(padded)))), 1)

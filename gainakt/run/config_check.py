@@ -20,6 +20,7 @@ from hydra.errors import HydraException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
+from gainakt.data.datamodule import AUTO
 from gainakt.data.synthetic import PROCESSES
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import CHOICES
@@ -60,7 +61,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.batch_size": _int(1),
     "data.eval_batch_size": _int(1),
     "data.num_workers": _int(0),
-    "data.batch_tokens": ((lambda v: v == "auto" or _int(1)[0](v)), "auto or an integer >= 1"),
+    "data.batch_tokens": ((lambda v: v == AUTO or _int(1)[0](v)), f"{AUTO} or an integer >= 1"),
     "data.eval_batch_tokens": _int(1),
     "data.bucketing": _BOOL,
     "data.pad_multiple": _int(1),
