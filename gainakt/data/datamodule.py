@@ -118,8 +118,8 @@ def mean_batch_budget(batch_size: int, padded: np.ndarray) -> int:
     Why a budget at all: the loss of a batch is the mean over its answers. Bucketed batches of
     ``batch_size`` windows put 64 windows of 5 answers in one step and 64 of 200 in another, so an
     answer in a short window weighs about 50 times one in a long window (4 scored answers a window
-    against 199). Equal budgets weigh every
-    answer the same, as random batches do, at the speed of bucketed ones.
+    against 199). Equal budgets weigh every answer the same, as random batches do, at the speed of
+    bucketed ones.
     """
     return max(int(np.ceil(batch_size * float(np.mean(padded)))), 1)
 
@@ -307,8 +307,8 @@ class KTDataModule(L.LightningDataModule):
         self.num_train_students = len(students["train"])
         self.train_batch_tokens = self.batch_tokens
         if self.batch_tokens == AUTO:  # unbucketed batches are random mixes: batch_size windows each
-            lengths = self.datasets["train"].windows.length
-            self.train_batch_tokens = mean_batch_budget(self.batch_size, padding.steps(lengths)) if self.bucketing else None
+            padded = padding.steps(self.datasets["train"].windows.length)
+            self.train_batch_tokens = mean_batch_budget(self.batch_size, padded) if self.bucketing else None
 
     @property
     def num_skills(self) -> int:

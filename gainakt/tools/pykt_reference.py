@@ -8,9 +8,10 @@ The arguments are GainAKT's own Hydra overrides: the data module is built from t
 validation fold and the same test split, is trained on the same batches (by default token budgets,
 in which every answer weighs the same, as in pykt's random batches) and is scored on the same steps
 (every step of a window but its first). The model is pykt-toolkit's own ``pykt/models/dkt.py``
-(loaded alone: pykt's package imports tools such as wandb), trained as pykt trains DKT: ``emb_size`` 200, dropout 0.2,
-Adam at 1e-3, up to 200 epochs, stopping after 10 without a better validation AUC; the test split
-is scored once, with the best validation epoch's weights. Prints one JSON document.
+(loaded alone: pykt's package imports tools such as wandb), trained as pykt trains DKT:
+``emb_size`` 200, dropout 0.2, Adam at 1e-3, up to 200 epochs, stopping after 10 without a better
+validation AUC; the test split is scored once, with the best validation epoch's weights. Prints
+one JSON document.
 
 DKT takes one skill per step: a multi-skill step (a question with several skills, kept as one
 interaction by ``data.reader.merge_skill_rows``) enters and is scored as its first skill.
