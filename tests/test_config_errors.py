@@ -17,6 +17,7 @@ from tests.conftest import run_cli
                                                  "callbacks.early_stopping.patience?"),  # fmt: skip
         ("optim.lr=-1", "optim.lr=-1: expected a number in (0.0, ∞)"),
         ("model.recurrent_enc1=-1", "model.recurrent_enc1=-1: expected an integer >= 0"),  # a width, not a bool
+        ("model.teacher_share=1.5", "model.teacher_share=1.5: expected a number in [0.0, 1.0]"),
         ("data.batch_tokens=0", "data.batch_tokens=0: expected auto or an integer >= 1"),
         ("data.synthetic.process=irt", "data.synthetic.process='irt': expected mastery_curve | afm"),
         ("data=nope", "Could not find 'data/nope' Available options in 'data': algebra2005"),

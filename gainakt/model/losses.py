@@ -21,6 +21,19 @@ def masked_bce(logit: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     return masked_mean(bce, mask)
 
 
+def teacher_target(answers: torch.Tensor, teacher_logit: torch.Tensor, share: float) -> torch.Tensor:
+    """(1 - share) * answers + share * sigmoid(teacher_logit), the teacher detached.
+
+    Encoder 2's training target with encoder 1 as its teacher: encoder 1's prediction of the same
+    answer (from the same steps 0..t, so no answer leaks) tells encoder 2 how likely the observed
+    answer was, which a 0/1 label cannot. No gradient reaches the teacher.
+    """
+    if share == 0.0:
+        return answers
+    teacher = torch.sigmoid(teacher_logit.detach().float())
+    return (1.0 - share) * answers.to(teacher.dtype) + share * teacher
+
+
 def gain_variance_loss(gains_all: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """-(mean over real steps of the variance of the gains across skills): rewards differentiated gains."""
     return -masked_mean(gains_all.var(dim=-1), mask)

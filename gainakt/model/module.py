@@ -15,7 +15,7 @@ from torchmetrics import Metric, MetricCollection
 from gainakt.errors import ConfigError
 from gainakt.model.cuda_graphs import GraphedNetwork
 from gainakt.model.gainakt3exp import ENCODER1_MODULES, GainAKT3Exp, ModelOutput
-from gainakt.model.losses import gain_variance_loss, masked_bce, weighted_total
+from gainakt.model.losses import gain_variance_loss, masked_bce, teacher_target, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
 from gainakt.verification.trajectories import BatchReadings, scored_rows
@@ -43,6 +43,9 @@ class GainAKTModule(L.LightningModule):
     Args:
         num_skills, num_students: sizes taken from the data.
         variance_weight: weight of the gain-variance loss (0 turns it off).
+        teacher_share: share of encoder 2's training target that is encoder 1's prediction of the
+            same answer (detached): (1 - share) * r + share * p_enc1. Used while encoder 1 trains
+            (w_bce != 0), so a frozen, untrained encoder 1 never teaches; 0: the answers alone.
         lr_mults: learning-rate multiplier of each group of :data:`LR_GROUPS` (``optim.*_lr_mult``).
         schedule: (w_bce, w_im) per epoch; training refuses to start without one, so the weights
             can never silently fall back to (1, 1). Not needed to evaluate a checkpoint.
@@ -72,9 +75,10 @@ class GainAKTModule(L.LightningModule):
         schedule: Schedule | None = None,
         optimizer: OptimizerFactory | None = None,
         compile: Mapping[str, Any] | None = None,  # these defaults serve checkpoints that do not store
-        cudnn_attention: bool = True,  # the value (older ones lack clip_per_encoder); the configured
+        cudnn_attention: bool = True,  # the value (older ones lack clip_per_encoder or teacher_share); the configured
         cuda_graphs: bool = False,  # values are in conf/model/gainakt.yaml
         clip_per_encoder: bool = False,
+        teacher_share: float = 0.0,
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -92,6 +96,7 @@ class GainAKTModule(L.LightningModule):
             raise ConfigError("model.cuda_graphs=true and model.compile both fuse the step: choose one (model.compile=null)")
         self.cuda_graphs = cuda_graphs
         self.clip_per_encoder = clip_per_encoder
+        self.teacher_share = teacher_share
         self.graphed: GraphedNetwork | None = None  # built in configure_model, once the device is known
         self.lr_mults = dict(lr_mults)
         self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
@@ -203,7 +208,9 @@ class GainAKTModule(L.LightningModule):
         out = self(batch, need_all_gains=need_var)
         target = batch["responses"][:, 1:]
         scored = batch["mask"][:, 1:]
-        terms = {"bce": masked_bce(out.enc1_logit, target, scored), "im": masked_bce(out.enc2_logit, target, scored)}
+        share = self.teacher_share if split == "train" and self.loss_weights["bce"] != 0.0 else 0.0
+        im_target = teacher_target(target, out.enc1_logit, share)
+        terms = {"bce": masked_bce(out.enc1_logit, target, scored), "im": masked_bce(out.enc2_logit, im_target, scored)}
         if need_var:
             assert out.gains_all is not None
             terms["var"] = gain_variance_loss(out.gains_all, batch["mask"])

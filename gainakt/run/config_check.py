@@ -84,6 +84,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.recurrent_enc1": _int(0),
     "model.skill_readout": _BOOL,
     "model.clip_per_encoder": _BOOL,
+    "model.teacher_share": _number(0.0, 1.0, high_open=False),
     "model.beta_init": _number(0.0, low_open=True),
     "model.saturation_init": _number(0.0, 1.0, low_open=True),
     "model.gamma_init": _number(0.0, low_open=True),
