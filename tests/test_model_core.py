@@ -20,7 +20,7 @@ from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import biased_attention
 from gainakt.model.gainakt3exp import HISTORY_FEATURES, history_features
 from gainakt.model.learning_curve import running_ability
-from gainakt.model.losses import teacher_target
+from gainakt.model.losses import masked_bce, teacher_target
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 
@@ -243,6 +243,7 @@ def test_module_refuses_to_train_without_a_schedule_or_optimizer():
     with pytest.raises(ConfigError, match="optim"):
         bare.configure_optimizers()
 
+
 def test_teacher_target_mixes_the_answer_with_the_detached_teacher():
     answers = torch.tensor([1.0, 0.0, 1.0])
     teacher = torch.tensor([2.0, -1.0, 0.0], requires_grad=True)
@@ -253,12 +254,13 @@ def test_teacher_target_mixes_the_answer_with_the_detached_teacher():
     assert not mixed.requires_grad  # nothing flows back into the teacher
 
 
-def _step_terms(module, batch, split: str, bce: float) -> dict[str, torch.Tensor]:
+def _im_loss(module, batch, split: str, bce: float):
+    """One step of ``split`` at weights (bce, 1), backpropagated: (its logged IM loss, its output)."""
     module.set_loss_weights(bce, 1.0)
     module.zero_grad()
     total, out = module._step(batch, split)
     total.backward()
-    return {"im": module.losses[f"{split}_im"].compute(), "out": out}
+    return module.losses[f"{split}_im"].compute(), out
 
 
 @pytest.mark.parametrize("share", [0.5, 1.0])
@@ -266,8 +268,6 @@ def test_teacher_share_trains_encoder2_on_encoder1s_prediction_and_leaves_encode
     """model.teacher_share: encoder 2's training loss is against (1 - a) r + a p_enc1 while encoder 1
     trains; against the answers when encoder 1 is frozen and on validation; encoder 1's gradients are
     those without a teacher."""
-    from gainakt.model.losses import masked_bce
-
     skills, responses, mask = _batch()
     batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
     taught, _ = _configured_module(f"model.teacher_share={share}", "model.dropout=0")
@@ -275,19 +275,18 @@ def test_teacher_share_trains_encoder2_on_encoder1s_prediction_and_leaves_encode
     plain.load_state_dict(taught.state_dict())
     target, scored = responses[:, 1:], mask[:, 1:]
 
-    terms = _step_terms(taught, batch, "train", bce=1.0)
-    out = terms["out"]
+    im, out = _im_loss(taught, batch, "train", bce=1.0)
     expected = masked_bce(out.enc2_logit, (1 - share) * target + share * torch.sigmoid(out.enc1_logit), scored)
-    assert terms["im"].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert terms["im"].item() != pytest.approx(masked_bce(out.enc2_logit, target, scored).item(), rel=1e-3)
+    assert im.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert im.item() != pytest.approx(masked_bce(out.enc2_logit, target, scored).item(), rel=1e-3)
     grads = [p.grad.clone() for p in taught.net.encoder1_parameters()]
-    _step_terms(plain, batch, "train", bce=1.0)
+    _im_loss(plain, batch, "train", bce=1.0)
     assert all(torch.equal(g, p.grad) for g, p in zip(grads, plain.net.encoder1_parameters()))
 
     for split, bce in (("val", 1.0), ("train", 0.0)):  # validation, and a frozen (untrained) encoder 1
         taught.losses[f"{split}_im"].reset()
-        terms = _step_terms(taught, batch, split, bce)
-        assert terms["im"].item() == pytest.approx(masked_bce(terms["out"].enc2_logit, target, scored).item(), rel=1e-5)
+        im, out = _im_loss(taught, batch, split, bce)
+        assert im.item() == pytest.approx(masked_bce(out.enc2_logit, target, scored).item(), rel=1e-5)
 
 
 # -- the CPU dropout mask and attention: cheaper operations, the same quantities ----------------------
