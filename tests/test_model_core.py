@@ -126,6 +126,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_recency=response_ability, history_enc1=response_ability,
+                   related_skills=3 if response_ability else 0,
                    recurrent_enc1=8 if response_ability else 0, skill_readout=accumulate == "practiced").eval()  # fmt: skip
     _assert_causal(net)
 
@@ -135,14 +136,15 @@ def test_predictions_never_see_future_responses_with_many_skills():
     last_practice compare skill ids instead of a running sum over every skill): causal too."""
     torch.manual_seed(0)
     net = make_net(num_skills=500, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
-                   history_enc1=True, skill_ability=True, skill_recency=True).eval()  # fmt: skip
+                   history_enc1=True, skill_ability=True, skill_recency=True, related_skills=3).eval()  # fmt: skip
     _assert_causal(net)
 
 
 def _assert_causal(net) -> None:
     """Outputs 0..t-1 (predicting r_1..r_t) must not move when responses t.. change, on a random
     batch and on one where every step practises the same skill."""
-    for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None):
+    for zero_initialised in (net.skill_bias, net.skill_output.weight if net.skill_output is not None else None,
+                             net.related_to):
         if zero_initialised is not None:
             torch.nn.init.normal_(zero_initialised)
     skills, responses, _ = _batch()

@@ -167,8 +167,9 @@ def _largest_tensor_bytes(accumulate: str, num_skills: int = 1000, batch: int = 
     torch.manual_seed(0)
     # Without encoder 1's LSTM: its kernel keeps one flat workspace sized by B, L and its width, not by
     # C, which at this tiny model width would be the largest tensor and hide what is measured here.
+    # With every option of encoder 2's record on, the record on related skills too.
     model = make_net(num_skills=num_skills, num_students=batch, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
-                     accumulate=accumulate, recurrent_enc1=0)  # fmt: skip
+                     accumulate=accumulate, recurrent_enc1=0, related_skills=4)  # fmt: skip
     skills = torch.randint(0, num_skills, (batch, steps, 1))
     responses = torch.randint(0, 2, (batch, steps))
     with TensorMemoryTracker() as tracker:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gainakt.errors import ConfigError
+from gainakt.model.accumulation import skill_multi_hot
 from gainakt.model.encoder import RECENCY, CausalAttention, monotonic_attention
 from gainakt.model.gainakt3exp import CHOICES
 from gainakt.model.learning_curve import guess_slip_logit, laplace_logit, running_ability
@@ -23,6 +24,7 @@ def _net(response: str, **options):
     options.setdefault("response_ability", False)
     options.setdefault("skill_ability", False)
     options.setdefault("skill_recency", False)
+    options.setdefault("related_skills", 0)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -43,19 +45,20 @@ def _grid_probability(
     ability: torch.Tensor | None = None,
     skill_ability: torch.Tensor | None = None,
     skill_recency: torch.Tensor | None = None,
+    related: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
     if ability is not None:
         ability = ability.expand(len(m), -1)
-    per_skill = [None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency)]
+    per_skill = [None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency, related)]
     with torch.no_grad():
         p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, *per_skill))
     return m, p
 
 
-# (response, response_ability, the per-skill record: skill_ability and skill_recency)
+# (response, response_ability, the per-skill record: skill_ability, skill_recency and related_skills)
 FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
 
 
@@ -63,13 +66,14 @@ FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), (
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
 def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
     net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability,
-               skill_recency=skill_ability)  # fmt: skip
+               skill_recency=skill_ability, related_skills=2 if skill_ability else 0)  # fmt: skip
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
     per_skill = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.5, -4.0], [3.0, -2.0]]) if skill_ability else None
     recency = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, -0.5], [-1.0, 0.25]])
-    _, p = _grid_probability(net, skills, ability, per_skill, recency)
+    related = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [-2.0, 0.5], [0.7, 3.0]])
+    _, p = _grid_probability(net, skills, ability, per_skill, recency, related)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
     if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (questions 0, 1: no evidence)
@@ -124,12 +128,12 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency"])
+@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related"])
 def test_ability_raises_the_guess_and_lowers_the_slip(which):
-    """Each piece of the student's record (overall, on the skill, the skill's last answer) raises
-    the guess and lowers the slip as it rises."""
+    """Each piece of the student's record (overall, on the skill, the skill's last answer, on
+    related skills) raises the guess and lowers the slip as it rises."""
     net = _net("guess_slip", response_ability=which == "ability", skill_ability=which == "skill_ability",
-               skill_recency=which == "skill_recency")  # fmt: skip
+               skill_recency=which == "skill_recency", related_skills=2 if which == "related" else 0)  # fmt: skip
     skills = torch.zeros(3, 1, dtype=torch.long)
     ability = torch.tensor([-1.0, 0.0, 1.0])
     given = {which: ability if which == "ability" else ability[:, None]}
@@ -162,6 +166,48 @@ def test_skill_record_counts_only_past_answers_to_each_skill():
     assert torch.allclose(ratio[0, :5], torch.tensor(expected))
 
 
+def test_related_record_reads_only_past_answers_to_the_related_skills():
+    """Output t holds the running ability over steps 0..t on the skills the learned relation ties
+    to the target; answers to unrelated skills, padding and empty slots add nothing."""
+    net = _net("guess_slip", related_skills=C)
+    with torch.no_grad():  # the relation: skill 0 reads skill 1's record, skill 2 reads skill 3's, halved
+        net.related_from.copy_(torch.eye(C))
+        net.related_to.zero_()
+        net.related_to[0, 1] = 1.0
+        net.related_to[2, 3] = 0.5
+    skills = torch.tensor([[[1, -1], [0, -1], [1, 3], [4, -1], [3, -1], [-1, -1]]])
+    responses = torch.tensor([[1, 1, 0, 0, 1, 1]])
+    targets = torch.tensor([[[0, 2]] * 6])
+    with torch.no_grad():
+        record = net.related_record(skills, responses, targets)[0]
+    ratio_1 = torch.tensor([2 / 1, 2 / 1, 2 / 2, 2 / 2, 2 / 2, 2 / 2])  # skill 1: (correct + 1) / (wrong + 1)
+    ratio_3 = torch.tensor([1, 1, 1 / 2, 1 / 2, 2 / 2, 2 / 2])  # skill 3
+    assert torch.allclose(record[:, 0], ratio_1.log()) and torch.allclose(record[:, 1], 0.5 * ratio_3.log())
+    assert torch.equal(net.related_record(skills, responses, torch.full_like(targets, -1)), torch.zeros(1, 6, 2))
+
+
+@pytest.mark.parametrize("num_skills", [7, 400])
+def test_related_record_equals_the_dense_computation(num_skills):
+    """The running sum of each step's changes equals projecting every skill's running ability
+    ([B, L, C]) directly, with multi-skill steps, padding, and few or many skills (where the
+    record takes its pairwise path)."""
+    torch.manual_seed(1)
+    net = make_net(num_skills=num_skills, d_model=8, n_heads=2, n_blocks=1, d_ff=8, related_skills=3)
+    with torch.no_grad():
+        net.related_to.normal_()
+    first = torch.randint(0, num_skills, (3, 15))
+    skills = torch.stack([first, (first + torch.randint(1, num_skills, (3, 15))) % num_skills], -1)  # two skills
+    skills[:, ::3, 1] = -1
+    skills[2, 10:] = -1  # padding
+    responses = torch.randint(0, 2, (3, 15))
+    targets = torch.randint(-1, num_skills, (3, 15, 2))
+    practised = skill_multi_hot(skills, num_skills)
+    ability = laplace_logit((practised * responses[..., None]).cumsum(1), practised.cumsum(1))
+    dense = (net.related_to[targets.clamp_min(0)] * (ability @ net.related_from)[:, :, None, :]).sum(-1) * (targets >= 0)
+    with torch.no_grad():
+        assert torch.allclose(net.related_record(skills, responses, targets), dense, atol=1e-5)
+
+
 def test_guess_slip_logit_is_finite_at_the_extremes():
     m = torch.tensor([0.0, 1.0])
     for z_scale in (1e-3, 1e3):
@@ -185,13 +231,17 @@ def test_guess_and_slip_settings_are_checked(name, value, says):
         check_values(cfg)
 
 
-@pytest.mark.parametrize("name", ["skill_ability", "skill_recency"])
-def test_the_per_skill_record_needs_the_guess_slip_form(name):
+@pytest.mark.parametrize(("name", "on", "off"), [("skill_ability", "true", "false"), ("skill_recency", "true", "false"),
+                                               ("related_skills", "8", "0")])  # fmt: skip
+def test_the_per_skill_record_needs_the_guess_slip_form(name, on, off):
     cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=false",
-                                    "model.skill_recency=false", f"model.{name}=true"])  # fmt: skip
-    says = f"model.{name}=true needs model.response=guess_slip (it moves the guess and slip); "
-    with pytest.raises(ConfigError, match=re_escape(says + f"with model.response=threshold add model.{name}=false")):
+                                    "model.skill_recency=false", "model.related_skills=0", f"model.{name}={on}"])  # fmt: skip
+    says = f"model.{name}={on} needs model.response=guess_slip (it moves the guess and slip); "
+    with pytest.raises(ConfigError, match=re_escape(says + f"with model.response=threshold add model.{name}={off}")):
         check_values(cfg)
+    with pytest.raises(ValueError, match=re_escape(f"{name}={on} needs response=guess_slip")):
+        options = dict(response_ability=False, skill_ability=False, skill_recency=False, related_skills=0)
+        make_net(num_skills=C, response="threshold", **{**options, name: int(on) if on.isdigit() else True})
 
 
 def re_escape(text: str) -> str:

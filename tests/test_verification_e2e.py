@@ -74,6 +74,7 @@ def test_run_folder_has_verification_outputs(trained_run):
     for name, phrase in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
         assert (params[name] is not None) == (f"Running ability over {phrase}" in text), name
     assert (params["skill_recency_weight"] is not None) == ("Last answer to each of the question's skills" in text)
+    assert (params["related_weight"] is not None) == ("Record on related skills" in text)
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
 
@@ -150,7 +151,7 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     dm.setup()
     # without the running abilities, p depends on the row's mastery and skill alone
     module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
-                         response_ability=False, skill_ability=False, skill_recency=False)
+                         response_ability=False, skill_ability=False, skill_recency=False, related_skills=0)
     net = module.net
     rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):
@@ -316,3 +317,23 @@ def test_verification_that_misses_windows_says_so(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="limit_predict_batches"):
         verification.run(trainer, module, dm)
     assert not (tmp_path / "verification.json").exists()
+
+
+@pytest.mark.parametrize("related", [None, {"guess": 0.25, "slip": 0.5}])
+def test_the_response_model_section_names_each_record_term_it_has(related):
+    """parameters.json's record weights reach verification.md's response-model section, the
+    record on related skills only when the option is on."""
+    from pandas import DataFrame
+
+    from gainakt.verification.writers import _response_lines, response_model
+
+    rows = DataFrame({"split": ["test"] * 4, "mastery_before": [0.1, 0.5, 0.6, 0.9], "enc2_prob": [0.3, 0.6, 0.7, 0.9]})
+    params = {"theta": 0.55, "temperature": 0.1, "options": {"response": "guess_slip"}, "guess": [0.2], "slip": [0.1],
+              "ability_weight": {"guess": 1.0, "slip": 2.0}, "related_weight": related}  # fmt: skip
+    model = response_model(rows, params)
+    text = "\n".join(_response_lines(model))
+    assert ("related_weight" in model) == (related is not None)
+    assert ("Record on related skills" in text) == (related is not None)
+    if related is not None:
+        assert "raises the guess logit by 0.2500 and lowers the slip logit by 0.5000" in text.split("Record on related")[1]
+    assert model["share_below_theta"]["test"] == 0.5 and model["share_predicted_wrong"]["test"] == 0.25

@@ -53,7 +53,7 @@ ENCODER1_MODULES = (
 
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
-    "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw",
+    "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw", "related_weight_raw",
 )  # fmt: skip
 
 
@@ -138,6 +138,7 @@ class GainAKT3Exp(nn.Module):
         response_ability: bool,
         skill_ability: bool,
         skill_recency: bool,
+        related_skills: int,
         history_enc1: bool,
         recurrent_enc1: int,
     ) -> None:
@@ -219,9 +220,10 @@ class GainAKT3Exp(nn.Module):
             self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
             self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
         for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability),
-                         ("skill_recency", skill_recency)):  # fmt: skip
+                         ("skill_recency", skill_recency), ("related_skills", related_skills)):  # fmt: skip
             if on and response != "guess_slip":
-                raise ValueError(f"{name}=true needs response=guess_slip (it moves the guess and slip)")
+                shown = "true" if on is True else on
+                raise ValueError(f"{name}={shown} needs response=guess_slip (it moves the guess and slip)")
         # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip,
         # over all answers so far, over the answers to each of the question's own skills, and by the last
         # answer to each of them weighted by how recent it was.
@@ -238,6 +240,17 @@ class GainAKT3Exp(nn.Module):
             self.log_temperature = nn.Parameter(log_temperature)
         else:
             self.register_buffer("log_temperature", log_temperature)
+        # The record on related skills: every skill's running ability, projected on `related_skills`
+        # learned factors (related_from) and read by the question's skill (related_to). The relation
+        # has either sign: a >= 0 one lost the gain (docs/results.md section 21). The read starts at
+        # 0, so training starts where it does without it; the factors are drawn from the run's seed
+        # by their own generator, leaving the global random stream (dropout) as it was.
+        self.related_from = self.related_to = self.related_weight_raw = None
+        if related_skills:
+            draw = torch.Generator().manual_seed(torch.initial_seed())
+            self.related_from = nn.Parameter(0.1 * torch.randn(num_skills, related_skills, generator=draw))
+            self.related_to = nn.Parameter(torch.zeros(num_skills, related_skills))
+            self.related_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5)))
 
     # -- parameter groups (the optimiser and the loss-weight freezing need them) --------------------
     def encoder1_parameters(self) -> list[nn.Parameter]:
@@ -322,6 +335,25 @@ class GainAKT3Exp(nn.Module):
         """(w_guess, w_slip) >= 0 of the last answer to each skill, or None without ``skill_recency``."""
         return None if self.skill_recency_weight_raw is None else nn.functional.softplus(self.skill_recency_weight_raw)
 
+    @property
+    def related_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0 of the record on related skills, or None without ``related_skills``."""
+        return None if self.related_weight_raw is None else nn.functional.softplus(self.related_weight_raw)
+
+    def related_record(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The student's record on skills related to each ``targets`` skill ([B, L, J], -1 empty),
+        [B, L, J]: the running ability on every skill over steps 0..t (0 where unanswered), through
+        the learned relation related_to[target] . related_from[skill]. A skill the student has not
+        answered, or one unrelated to the target, adds nothing."""
+        # Step tau changes only its own skills' abilities: sum each change into the factors and take a
+        # running sum over time, never building a [B, L, C] tensor (many skills stay cheap).
+        valid = (skills >= 0).float()
+        correct, answered = self.skill_record(skills, responses, skills)  # own skills, steps 0..tau
+        right = responses[..., None].float() * valid
+        change = (laplace_logit(correct, answered) - laplace_logit(correct - right, answered - valid)) * valid
+        factors = (self.related_from[skills.clamp_min(0)] * change[..., None]).sum(2).cumsum(1)  # [B, L, r]
+        return (self.related_to[targets.clamp_min(0)] * factors[:, :, None, :]).sum(-1) * (targets >= 0)
+
     def skill_record(
         self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,6 +372,7 @@ class GainAKT3Exp(nn.Module):
         ability: torch.Tensor | None = None,
         skill_ability: torch.Tensor | None = None,
         skill_recency: torch.Tensor | None = None,
+        related: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
@@ -350,7 +383,8 @@ class GainAKT3Exp(nn.Module):
         s = slip_max * sigmoid(raw_s - w_s * a); with ``skill_ability`` each skill's also moves with
         ``skill_ability`` ([..., K], the running ability on that skill) by its own two weights; with
         ``skill_recency`` also with ``skill_recency`` ([..., K], the last answer to that skill, +1 or
-        -1, times 1 / (1 + steps since); 0 if none), by two more.
+        -1, times 1 / (1 + steps since); 0 if none), by two more; with ``related_skills`` also with
+        ``related`` ([..., K], the record on related skills, :meth:`related_record`), by two more.
         Mastery alone still decides "mastered": none of these changes where p crosses its midpoint
         between g and 1 - s.
         """
@@ -364,8 +398,8 @@ class GainAKT3Exp(nn.Module):
         if weight is not None and ability is not None:
             guess_raw = guess_raw + weight[0] * ability[..., None]
             slip_raw = slip_raw - weight[1] * ability[..., None]
-        for weight, evidence in ((self.skill_ability_weight, skill_ability),
-                                 (self.skill_recency_weight, skill_recency)):  # fmt: skip
+        for weight, evidence in ((self.skill_ability_weight, skill_ability), (self.skill_recency_weight, skill_recency),
+                                 (self.related_weight, related)):  # fmt: skip
             if weight is not None and evidence is not None:
                 guess_raw = guess_raw + weight[0] * evidence
                 slip_raw = slip_raw - weight[1] * evidence
@@ -479,7 +513,8 @@ class GainAKT3Exp(nn.Module):
         if self.skill_recency_weight_raw is not None:
             last, recency = last_practice(skills, responses, next_targets, self.num_skills)
             skill_recency = (last * recency)[:, :-1]
-        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency)
+        related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
+        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
 
     @torch.no_grad()

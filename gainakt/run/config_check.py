@@ -79,6 +79,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.response_ability": _BOOL,
     "model.skill_ability": _BOOL,
     "model.skill_recency": _BOOL,
+    "model.related_skills": _int(0),
     "model.retriever": _BOOL,
     "model.history_enc1": _BOOL,
     "model.recurrent_enc1": _int(0),
@@ -121,10 +122,13 @@ def check_values(cfg: DictConfig) -> None:
     theta = OmegaConf.select(cfg, "model.theta_init")
     if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
         raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
-    for name in ("response_ability", "skill_ability", "skill_recency"):
-        if OmegaConf.select(cfg, f"model.{name}") and OmegaConf.select(cfg, "model.response") == "threshold":
-            raise ConfigError(f"model.{name}=true needs model.response=guess_slip (it moves the guess and slip); "
-                              f"with model.response=threshold add model.{name}=false")
+    for name, off in (("response_ability", "false"), ("skill_ability", "false"), ("skill_recency", "false"),
+                      ("related_skills", "0")):  # fmt: skip
+        value = OmegaConf.select(cfg, f"model.{name}")
+        if value and OmegaConf.select(cfg, "model.response") == "threshold":
+            shown = "true" if value is True else value
+            raise ConfigError(f"model.{name}={shown} needs model.response=guess_slip (it moves the guess and slip); "
+                              f"with model.response=threshold add model.{name}={off}")
     for name in ("guess", "slip"):
         init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
         if init is not None and top is not None and init >= top:

@@ -165,7 +165,7 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
         "guess": None if guess is None else guess.detach().cpu().tolist(),
         "slip": None if slip is None else slip.detach().cpu().tolist(),
         **{name: None if getattr(net, name) is None else dict(zip(("guess", "slip"), getattr(net, name).detach().tolist()))
-           for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight")},
+           for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight")},
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,
                     "im_target": net.im_target, "response": net.response},  # fmt: skip
     }

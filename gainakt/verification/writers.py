@@ -64,7 +64,8 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
-    for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight"):  # how far the record moves guess and slip
+    # how far each piece of the record moves the guess and slip
+    for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight"):
         if params.get(name) is not None:
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
@@ -89,6 +90,11 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
         w = model["skill_recency_weight"]
         lines.append(f"Last answer to each of the question's skills (+1 right, -1 wrong, times 1 / (1 + steps since)): "
                      f"raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by {_fmt(w['slip'])} per unit.")
+    if "related_weight" in model:
+        w = model["related_weight"]
+        lines.append(f"Record on related skills (every skill's running ability through the learned relation): "
+                     f"raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by {_fmt(w['slip'])} "
+                     "per unit.")
     lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
     lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
