@@ -56,6 +56,10 @@ CURVE_PARAMETERS = (
     "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw", "related_weight_raw",
 )  # fmt: skip
 
+# The (w_guess, w_slip) properties of the record terms, in the order parameters.json and
+# verification.md list them (None where the option is off).
+RECORD_WEIGHTS = ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight")
+
 
 HISTORY_FEATURES = ("skill_ability", "ability", "skill_answered", "answered")
 

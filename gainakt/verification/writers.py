@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gainakt.model.gainakt3exp import RECORD_WEIGHTS
 from gainakt.run.atomic import write_json_atomic, write_text_atomic
 from gainakt.run.folder import RunFolder
 from gainakt.verification.baselines import majority_class
@@ -64,14 +65,23 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
-    # how far each piece of the record moves the guess and slip
-    for name in ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight"):
+    for name in RECORD_WEIGHTS:  # how far each piece of the record moves the guess and slip
         if params.get(name) is not None:
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
     out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
     out["share_predicted_wrong"] = {sp: float((rows.loc[rows["split"] == sp, "enc2_prob"] < 0.5).mean()) for sp in splits}
     return out
+
+
+# What each record term reads, as verification.md names it, and the unit its weights apply to.
+_RECORD_TERMS = {
+    "ability_weight": ("Running ability over all answers so far", "unit of its logit"),
+    "skill_ability_weight": ("Running ability over the answers to the question's skills", "unit of its logit"),
+    "skill_recency_weight": ("Last answer to each of the question's skills (+1 right, -1 wrong, times 1 / (1 + steps since))",
+                             "unit"),
+    "related_weight": ("Record on related skills (every skill's running ability through the learned relation)", "unit"),
+}
 
 
 def _response_lines(model: dict[str, Any]) -> list[str]:
@@ -81,20 +91,12 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
         if name in model:
             g = model[name]
             lines.append(f"{name.capitalize()} over skills: mean {_fmt(g['mean'])}, min {_fmt(g['min'])}, max {_fmt(g['max'])}.")
-    for name, over in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
+    for name in RECORD_WEIGHTS:
         if name in model:
+            what, unit = _RECORD_TERMS[name]
             w = model[name]
-            lines.append(f"Running ability over {over}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip "
-                         f"logit by {_fmt(w['slip'])} per unit of its logit.")
-    if "skill_recency_weight" in model:
-        w = model["skill_recency_weight"]
-        lines.append(f"Last answer to each of the question's skills (+1 right, -1 wrong, times 1 / (1 + steps since)): "
-                     f"raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by {_fmt(w['slip'])} per unit.")
-    if "related_weight" in model:
-        w = model["related_weight"]
-        lines.append(f"Record on related skills (every skill's running ability through the learned relation): "
-                     f"raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by {_fmt(w['slip'])} "
-                     "per unit.")
+            lines.append(f"{what}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by "
+                         f"{_fmt(w['slip'])} per {unit}.")
     lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
     lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
