@@ -20,7 +20,9 @@ from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import biased_attention
 from gainakt.model.gainakt3exp import HISTORY_FEATURES, history_features
 from gainakt.model.learning_curve import running_ability
-from gainakt.model.losses import masked_bce, teacher_target
+from gainakt.errors import ConfigError
+from gainakt.model.losses import masked_bce, masked_mean, readout_waviness, teacher_target
+from gainakt.run.config_check import check_values
 from gainakt.run.config import compose_config
 from tests.conftest import make_net
 
@@ -289,6 +291,61 @@ def test_teacher_share_trains_encoder2_on_encoder1s_prediction_and_leaves_encode
         taught.losses[f"{split}_im"].reset()
         im, out = _im_loss(taught, batch, split, bce)
         assert im.item() == pytest.approx(masked_bce(out.enc2_logit, target, scored).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("num_skills", [C, 300])
+def test_readout_waviness_is_the_mean_squared_change_of_every_skills_logit(num_skills):
+    """The Gram-matrix form equals the dense one: every skill's read-out logit at each step, its
+    change to the next step, squared and averaged over skills (the biases cancel)."""
+    g = torch.Generator().manual_seed(1)
+    state = torch.randn(3, 9, 5, generator=g, dtype=torch.float64)
+    vectors = torch.randn(num_skills, 5, generator=g, dtype=torch.float64)
+    dense = ((state @ vectors.t()).diff(dim=1) ** 2).mean(-1)
+    assert torch.allclose(readout_waviness(state, vectors), dense)
+    assert readout_waviness(state[:, :1].expand(3, 9, 5), vectors).abs().max() == 0  # a constant state: none
+
+
+def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_alone():
+    """model.waviness_weight adds weight x the waviness over real step pairs to the training loss,
+    scaled by encoder 1's weight (off while encoder 1 is frozen, and on validation); encoder 2's
+    gradients are those without it."""
+    skills, responses, mask = _batch()
+    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
+    smooth, _ = _configured_module("model.waviness_weight=0.5", "model.dropout=0")
+    plain, _ = _configured_module("model.waviness_weight=0", "model.dropout=0")
+    plain.load_state_dict(smooth.state_dict())
+    torch.nn.init.normal_(smooth.net.skill_output.weight)  # zero-initialised output vectors: no waviness yet
+    plain.net.skill_output.weight.data.copy_(smooth.net.skill_output.weight)
+    for module in (smooth, plain):
+        module.set_loss_weights(1.0, 1.0)
+        module.zero_grad()
+    total, out = smooth._step(batch, "train")
+    plain_total, _ = plain._step(batch, "train")
+    waviness = masked_mean(out.waviness, mask[:, 1:-1])
+    assert waviness > 0 and out.waviness.shape == (3, skills.shape[1] - 2)
+    assert total.item() == pytest.approx(plain_total.item() + 0.5 * waviness.item(), rel=1e-5)
+    assert smooth.losses["train_waviness"].compute().item() == pytest.approx(waviness.item(), rel=1e-5)
+    total.backward()
+    plain_total.backward()
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.grad is b.grad is None or torch.equal(a.grad, b.grad)
+
+    assert all(same(a, b) for a, b in zip(smooth.net.encoder2_parameters(), plain.net.encoder2_parameters()))
+    assert not all(same(a, b) for a, b in zip(smooth.net.encoder1_parameters(), plain.net.encoder1_parameters()))
+    smooth.set_loss_weights(0.0, 1.0)  # encoder 1 frozen: no waviness term
+    assert smooth.loss_weights["waviness"] == 0.0
+    smooth.set_loss_weights(1.0, 1.0)
+    smooth._step(batch, "val")
+    assert smooth.losses["val_waviness"].update_count == 0
+
+
+def test_waviness_needs_the_per_skill_readout():
+    cfg = compose_config("config", ["model.skill_readout=false", "model.waviness_weight=0.1"])
+    with pytest.raises(ConfigError, match="model.waviness_weight=0.1 smooths encoder 1's per-skill read-out, which "
+                                          "model.skill_readout=false leaves out: add model.waviness_weight=0"):
+        check_values(cfg)
+    with pytest.raises(ValueError, match="waviness_weight=0.1 smooths the per-skill read-out"):
+        _configured_module("model.skill_readout=false", "model.waviness_weight=0.1")
 
 
 # -- the CPU dropout mask and attention: cheaper operations, the same quantities ----------------------

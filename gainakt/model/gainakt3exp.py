@@ -23,6 +23,7 @@ from gainakt.model.accumulation import (
 )
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, RecurrentState, embed_skill_sets
+from gainakt.model.losses import readout_waviness
 from gainakt.model.learning_curve import (
     aggregate_skills,
     guess_slip_logit,
@@ -95,6 +96,7 @@ class ModelOutput:
     enc2_logit: torch.Tensor  # [B, L-1] logit of r_{t+1}, encoder 2
     gain: torch.Tensor  # [B, L, K] gain applied at t to each practised skill of q_t
     gains_all: torch.Tensor | None  # [B, L, C] every skill's gain, when asked for
+    waviness: torch.Tensor | None = None  # [B, L-2] encoder 1's readout_waviness between states t and t+1 (with the read-out)
 
 
 class GainAKT3Exp(nn.Module):
@@ -500,10 +502,12 @@ class GainAKT3Exp(nn.Module):
         if self.history is not None:
             features.append(self.history(history_features(*record, ability, skills)))
         enc1_logit = self.enc1_head(torch.cat(features, -1)).squeeze(-1)
+        waviness = None
         if self.readout is not None:
             out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
             state = self.readout(torch.cat(states, -1))
             enc1_logit = enc1_logit + (state * out[..., :-1]).sum(-1) + out[..., -1]
+            waviness = readout_waviness(state, self.skill_output.weight[:, :-1])
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":
@@ -519,7 +523,8 @@ class GainAKT3Exp(nn.Module):
             skill_recency = (last * recency)[:, :-1]
         related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related)
-        return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all)
+        return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all,
+                           waviness=waviness)
 
     @torch.no_grad()
     def mastery_all_skills(

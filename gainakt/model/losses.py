@@ -34,6 +34,20 @@ def teacher_target(answers: torch.Tensor, teacher_logit: torch.Tensor, share: fl
     return (1.0 - share) * answers.to(teacher.dtype) + share * teacher
 
 
+def readout_waviness(state: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Per step, the mean over every skill of the squared change of its read-out logit: [B, T, d]
+    states and [C, d] output vectors -> [B, T-1].
+
+    DKT+'s waviness (Yeung and Yeung, 2018) on logits: a student's predicted chance on every skill,
+    not only the next question's, should change smoothly from one answer to the next. The logit
+    difference is linear in the state's change, so the mean over skills is a quadratic form in it
+    with the [d, d] Gram matrix of the output vectors: no [B, T, C] tensor is built.
+    """
+    gram = vectors.t() @ vectors / vectors.shape[0]
+    change = state[:, 1:] - state[:, :-1]
+    return ((change @ gram) * change).sum(-1)
+
+
 def gain_variance_loss(gains_all: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """-(mean over real steps of the variance of the gains across skills): rewards differentiated gains."""
     return -masked_mean(gains_all.var(dim=-1), mask)

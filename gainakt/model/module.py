@@ -15,14 +15,14 @@ from torchmetrics import Metric, MetricCollection
 from gainakt.errors import ConfigError
 from gainakt.model.cuda_graphs import GraphedNetwork
 from gainakt.model.gainakt3exp import ENCODER1_MODULES, GainAKT3Exp, ModelOutput
-from gainakt.model.losses import gain_variance_loss, masked_bce, teacher_target, weighted_total
+from gainakt.model.losses import gain_variance_loss, masked_bce, masked_mean, teacher_target, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
 from gainakt.verification.trajectories import BatchReadings, scored_rows
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
-LOSS_TERMS = ("bce", "im", "var")
+LOSS_TERMS = ("bce", "im", "var", "waviness")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 PER_ENCODER_MONITOR = "val/per_encoder_auc"  # the mean of each encoder's best validation AUC so far
@@ -43,6 +43,9 @@ class GainAKTModule(L.LightningModule):
     Args:
         num_skills, num_students: sizes taken from the data.
         variance_weight: weight of the gain-variance loss (0 turns it off).
+        waviness_weight: weight of encoder 1's waviness loss (DKT+), relative to its BCE, so it
+            trains while encoder 1 does: :func:`readout_waviness` between consecutive states, which
+            needs the read-out (``skill_readout``); 0 turns it off.
         teacher_share: share of encoder 2's training target that is encoder 1's prediction of the
             same answer (detached): (1 - share) * r + share * p_enc1. Used while encoder 1 trains
             (w_bce != 0), so a frozen, untrained encoder 1 never teaches; 0: the answers alone.
@@ -79,6 +82,7 @@ class GainAKTModule(L.LightningModule):
         cuda_graphs: bool = False,  # values are in conf/model/gainakt.yaml
         clip_per_encoder: bool = False,
         teacher_share: float = 0.0,
+        waviness_weight: float = 0.0,
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -99,7 +103,11 @@ class GainAKTModule(L.LightningModule):
         self.teacher_share = teacher_share
         self.graphed: GraphedNetwork | None = None  # built in configure_model, once the device is known
         self.lr_mults = dict(lr_mults)
-        self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight}
+        if waviness_weight and not architecture.get("skill_readout"):
+            raise ValueError(f"waviness_weight={waviness_weight} smooths the per-skill read-out, which "
+                             "skill_readout=False leaves out")
+        self.waviness_weight = waviness_weight
+        self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight, "waviness": waviness_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
         self.best_val_auc: dict[str, torch.Tensor] = {}  # per encoder, the best validation AUC so far, checkpointed
@@ -126,7 +134,7 @@ class GainAKTModule(L.LightningModule):
         Frozen parameters get no gradient, so the optimiser neither steps nor decays them: with
         weight decay a merely zero-weighted encoder would otherwise shrink toward zero.
         """
-        self.loss_weights.update(bce=float(bce), im=float(im))
+        self.loss_weights.update(bce=float(bce), im=float(im), waviness=float(bce) * self.waviness_weight)
         for p in self.net.encoder1_parameters():
             p.requires_grad_(bce != 0.0)
         train_enc2 = im != 0.0 or self.loss_weights["var"] != 0.0
@@ -211,6 +219,9 @@ class GainAKTModule(L.LightningModule):
         share = self.teacher_share if split == "train" and self.loss_weights["bce"] != 0.0 else 0.0
         im_target = teacher_target(target, out.enc1_logit, share)
         terms = {"bce": masked_bce(out.enc1_logit, target, scored), "im": masked_bce(out.enc2_logit, im_target, scored)}
+        if split == "train" and self.loss_weights["waviness"] != 0.0:
+            assert out.waviness is not None
+            terms["waviness"] = masked_mean(out.waviness, batch["mask"][:, 1:-1])  # steps t and t+1 both real
         if need_var:
             assert out.gains_all is not None
             terms["var"] = gain_variance_loss(out.gains_all, batch["mask"])

@@ -92,6 +92,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.theta_init": _number(0.0, 1.0, high_open=False),
     "model.temperature": _number(0.0, low_open=True),
     "model.variance_weight": _number(0.0),
+    "model.waviness_weight": _number(0.0),
     "model.guess_init": _number(0.0, 0.5, low_open=True),
     "model.slip_init": _number(0.0, 0.5, low_open=True),
     "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
@@ -129,6 +130,10 @@ def check_values(cfg: DictConfig) -> None:
             shown = "true" if value is True else value
             raise ConfigError(f"model.{name}={shown} needs model.response=guess_slip (it moves the guess and slip); "
                               f"with model.response=threshold add model.{name}={off}")
+    waviness = OmegaConf.select(cfg, "model.waviness_weight")
+    if waviness and OmegaConf.select(cfg, "model.skill_readout") is False:
+        raise ConfigError(f"model.waviness_weight={waviness} smooths encoder 1's per-skill read-out, which "
+                          "model.skill_readout=false leaves out: add model.waviness_weight=0")
     for name in ("guess", "slip"):
         init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
         if init is not None and top is not None and init >= top:
