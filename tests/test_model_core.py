@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gainakt.errors import ConfigError
 from gainakt.model.accumulation import (
     accumulate_dense,
     accumulate_gathered,
@@ -20,10 +21,9 @@ from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import biased_attention
 from gainakt.model.gainakt3exp import HISTORY_FEATURES, history_features
 from gainakt.model.learning_curve import running_ability
-from gainakt.errors import ConfigError
 from gainakt.model.losses import masked_bce, masked_mean, readout_waviness, teacher_target
-from gainakt.run.config_check import check_values
 from gainakt.run.config import compose_config
+from gainakt.run.config_check import check_values
 from tests.conftest import make_net
 
 C = 7
@@ -327,6 +327,7 @@ def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_al
     assert smooth.losses["train_waviness"].compute().item() == pytest.approx(waviness.item(), rel=1e-5)
     total.backward()
     plain_total.backward()
+
     def same(a: torch.Tensor, b: torch.Tensor) -> bool:
         return a.grad is b.grad is None or torch.equal(a.grad, b.grad)
 

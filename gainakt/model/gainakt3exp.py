@@ -23,7 +23,6 @@ from gainakt.model.accumulation import (
 )
 from gainakt.model.dropout import Dropout
 from gainakt.model.encoder import RECENCY, CausalAttention, DualStreamEncoder, RecurrentState, embed_skill_sets
-from gainakt.model.losses import readout_waviness
 from gainakt.model.learning_curve import (
     aggregate_skills,
     guess_slip_logit,
@@ -32,6 +31,7 @@ from gainakt.model.learning_curve import (
     running_ability,
     threshold_logit,
 )
+from gainakt.model.losses import readout_waviness
 
 CHOICES = {
     "gains": ("per_skill", "scalar"),
@@ -96,7 +96,7 @@ class ModelOutput:
     enc2_logit: torch.Tensor  # [B, L-1] logit of r_{t+1}, encoder 2
     gain: torch.Tensor  # [B, L, K] gain applied at t to each practised skill of q_t
     gains_all: torch.Tensor | None  # [B, L, C] every skill's gain, when asked for
-    waviness: torch.Tensor | None = None  # [B, L-2] encoder 1's readout_waviness between states t and t+1 (with the read-out)
+    waviness: torch.Tensor | None = None  # [B, L-2] encoder 1's readout_waviness between states t and t+1 (training, with the read-out)
 
 
 class GainAKT3Exp(nn.Module):
@@ -507,7 +507,8 @@ class GainAKT3Exp(nn.Module):
             out = embed_skill_sets(self.skill_output, nxt, nxt >= 0)  # [B, L-1, d + 1]: vector and bias
             state = self.readout(torch.cat(states, -1))
             enc1_logit = enc1_logit + (state * out[..., :-1]).sum(-1) + out[..., -1]
-            waviness = readout_waviness(state, self.skill_output.weight[:, :-1])
+            if self.training:  # only training adds it to the loss: evaluation skips the work
+                waviness = readout_waviness(state, self.skill_output.weight[:, :-1])
 
         gain, gains_all = self.encode2(skills, responses, need_all_gains)
         if self.im_target == "next":
