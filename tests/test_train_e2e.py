@@ -110,11 +110,13 @@ def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_confi
     # their best epochs differ, and no single epoch holds both.
     weights = {"phase1_bce": 1.0, "phase1_im": 0.0} if first == "enc1" else {"phase1_bce": 0.0, "phase1_im": 1.0}
     weights.update(phase2_bce=weights["phase1_im"], phase2_im=weights["phase1_bce"])
+    # The last step's weights: an average would blur the spoil over the next epochs.
     cfg = tiny_config("trainer.max_epochs=6", "monitor=val/per_encoder_auc", "callbacks.early_stopping=null",
                       "callbacks.verification.plots=false", "schedule=inverse_warmup", "schedule.phase1_epochs=3",
                       *(f"schedule.{k}={v}" for k, v in weights.items()),
                       f"+callbacks.spoil._target_={__name__}.SpoilEncoder", f"+callbacks.spoil.encoder={first}",
-                      "+callbacks.spoil.epoch=3")  # fmt: skip
+                      "+callbacks.spoil.epoch=3",
+                      "callbacks.weight_average.epochs=0")  # fmt: skip
     summary = train(cfg)
     run = tmp_path / "run"
     with open(run / "metrics.csv") as handle:

@@ -97,6 +97,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.slip_init": _number(0.0, 0.5, low_open=True),
     "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
     "model.slip_max": _number(0.0, 0.5, low_open=True, high_open=False),
+    "callbacks.weight_average.epochs": _number(0.0),
     "trainer.max_epochs": _int(1),
     "threads": _int(1),
 }
