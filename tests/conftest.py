@@ -98,6 +98,16 @@ def data_and_model(cfg: DictConfig, seed: int = 0) -> tuple[KTDataModule, Any]:
     return datamodule, model
 
 
+def validate_checkpoint(cfg: DictConfig, ckpt: Path) -> dict[str, float]:
+    """The validation metrics of a checkpoint on the validation split of the run ``cfg`` describes."""
+    from gainakt.run.config import build
+
+    datamodule, model = data_and_model(cfg)
+    trainer = build(cfg.trainer, callbacks=[], logger=False)
+    (validated,) = trainer.validate(model, datamodule=datamodule, ckpt_path=str(ckpt), verbose=False)
+    return validated
+
+
 def make_thresholds(**overrides: float) -> Thresholds:
     """The checks' thresholds of conf/checks/default.yaml, with ``overrides`` on top."""
     checks = OmegaConf.to_container(default_config().checks)

@@ -13,7 +13,7 @@ import torch
 from gainakt.run.summary import METRIC_KEYS
 from gainakt.train import train
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, validate_checkpoint
 
 
 def test_fit_writes_run_folder(tiny_config, tmp_path):
@@ -104,8 +104,6 @@ def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_confi
     AUC, validating that file gives both AUCs back, and the summary reports each from its epoch."""
     import torch
 
-    from gainakt.run.config import build, build_model
-
     # One encoder trains alone for 3 epochs and is then spoiled; the other trains alone after it:
     # their best epochs differ, and no single epoch holds both.
     weights = {"phase1_bce": 1.0, "phase1_im": 0.0} if first == "enc1" else {"phase1_bce": 0.0, "phase1_im": 1.0}
@@ -137,12 +135,6 @@ def test_per_encoder_monitor_holds_each_encoder_at_its_own_best_epoch(tiny_confi
     assert (f"encoder 1 from epoch {best['enc1']} and encoder 2 from epoch {best['enc2']}"
             in (run / "verification.md").read_text())  # fmt: skip
     # The composed weights give each encoder's AUC of its own epoch on the validation split.
-    datamodule = build(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=build(cfg.schedule))
-    trainer = build(cfg.trainer, callbacks=[], logger=False)
-    (validated,) = trainer.validate(model, datamodule=datamodule, ckpt_path=str(run / "checkpoints" / "best.ckpt"),
-                                    verbose=False)  # fmt: skip
+    validated = validate_checkpoint(cfg, run / "checkpoints" / "best.ckpt")
     for enc, epoch in best.items():
         assert validated[f"val/{enc}_auc"] == pytest.approx(float(rows[epoch][f"val/{enc}_auc"]), abs=1e-6), enc

@@ -10,6 +10,8 @@ import torch
 from gainakt.callbacks.weight_average import average_step_weight, step_decay
 from gainakt.train import train
 
+from .conftest import validate_checkpoint
+
 
 @pytest.mark.parametrize("decay", [0.0, 0.5, 0.9])
 def test_step_weights_give_the_normalised_exponential_average(decay):
@@ -88,8 +90,6 @@ def test_best_checkpoint_composed_per_encoder_holds_the_averaged_weights(tiny_co
     the epoch it holds: the file holds the averaged weights that were validated, not the training ones."""
     import csv
 
-    from gainakt.run.config import build, build_model
-
     cfg = tiny_config("trainer.max_epochs=4", "monitor=val/per_encoder_auc", "callbacks.early_stopping=null",
                       "callbacks.verification=null", "callbacks.weight_average.epochs=2")  # fmt: skip
     assert train(cfg)["status"] == "completed"
@@ -97,12 +97,6 @@ def test_best_checkpoint_composed_per_encoder_holds_the_averaged_weights(tiny_co
     with open(run / "metrics.csv") as handle:
         rows = {int(r["epoch"]): r for r in csv.DictReader(handle) if r["val/enc1_auc"]}
     held = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["encoder_epochs"]
-    datamodule = build(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = build_model(cfg, datamodule.num_skills, datamodule.num_train_students, schedule=build(cfg.schedule))
-    trainer = build(cfg.trainer, callbacks=[], logger=False)
-    (validated,) = trainer.validate(model, datamodule=datamodule, ckpt_path=str(run / "checkpoints" / "best.ckpt"),
-                                    verbose=False)  # fmt: skip
+    validated = validate_checkpoint(cfg, run / "checkpoints" / "best.ckpt")
     for enc, epoch in held.items():
         assert validated[f"val/{enc}_auc"] == pytest.approx(float(rows[epoch][f"val/{enc}_auc"]), abs=1e-6), enc
