@@ -41,41 +41,41 @@ class WeightAverage(L.Callback):
     def __init__(self, epochs: float) -> None:
         self.epochs = epochs
         self.decay = 0.0  # per optimiser step, set when training starts and the epoch's length is known
-        self.updates = 0  # optimiser steps averaged
+        self.updates = 0  # optimiser steps averaged: the trainer's global step at the last update
         self.swapped = False  # the module holds the average, this callback the training weights
         self._other: list[torch.Tensor] | None = None  # the copy the module does not hold
-        self._seen_step = -1
+        self._params: list[torch.Tensor] = []  # the module's floating-point parameters, in a fixed order
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.decay = step_decay(self.epochs, trainer.num_training_batches / trainer.accumulate_grad_batches)
-        params = _parameters(pl_module)  # here: every strategy has restored a checkpoint by now
+        # here: every strategy has restored a checkpoint by now
+        self._params = [p for p in pl_module.parameters() if p.dtype.is_floating_point]
         if self._other is None:
-            self._other = [p.detach().clone() for p in params]
+            self._other = [p.detach().clone() for p in self._params]
         else:  # restored from a checkpoint, on the CPU
-            self._other = [o.to(p.device, p.dtype) for o, p in zip(self._other, params, strict=True)]
+            self._other = [o.to(p.device, p.dtype) for o, p in zip(self._other, self._params, strict=True)]
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if self.swapped:
-            self._swap(pl_module)
+            self._swap()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:  # fmt: skip
-        if trainer.global_step == self._seen_step:  # no optimiser step (gradient accumulation)
+        if trainer.global_step == self.updates:  # no optimiser step (gradient accumulation)
             return
-        self._seen_step = trainer.global_step
-        self.updates += 1
+        self.updates = trainer.global_step
         assert self._other is not None
         with torch.no_grad():
-            torch._foreach_lerp_(self._other, _parameters(pl_module), average_step_weight(self.decay, self.updates))
+            torch._foreach_lerp_(self._other, self._params, average_step_weight(self.decay, self.updates))
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and self.updates and not self.swapped:
-            self._swap(pl_module)
+            self._swap()
 
-    def _swap(self, pl_module: L.LightningModule) -> None:
+    def _swap(self) -> None:
         assert self._other is not None
         with torch.no_grad():
-            for p, o in zip(_parameters(pl_module), self._other, strict=True):
+            for p, o in zip(self._params, self._other, strict=True):
                 held = p.clone()
                 p.copy_(o)
                 o.copy_(held)
@@ -83,12 +83,7 @@ class WeightAverage(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         other = None if self._other is None else [o.detach().cpu() for o in self._other]
-        return {"updates": self.updates, "swapped": self.swapped, "other": other, "seen_step": self._seen_step}
+        return {"updates": self.updates, "swapped": self.swapped, "other": other}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.updates, self.swapped = state_dict["updates"], state_dict["swapped"]
-        self._other, self._seen_step = state_dict["other"], state_dict["seen_step"]
-
-
-def _parameters(pl_module: L.LightningModule) -> list[torch.Tensor]:
-    return [p for p in pl_module.parameters() if p.dtype.is_floating_point]
+        self.updates, self.swapped, self._other = state_dict["updates"], state_dict["swapped"], state_dict["other"]
