@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from gainakt.tools.pykt_reference import next_step
+from gainakt.tools.pykt_reference import next_step, score_test_split
 from tests.conftest import run_cli
 
 
@@ -26,16 +26,34 @@ class Echo(torch.nn.Module):
         return (t * 10 + c).float() / 1000
 
 
+BATCH = {
+    "skills": torch.tensor([[[3], [1], [4], [-1]], [[2], [0], [-1], [-1]]]),
+    "responses": torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]]),
+    "mask": torch.tensor([[True, True, True, False], [True, True, False, False]]),
+}
+
+
 def test_next_step_reads_the_next_skill_at_the_previous_output_on_scored_steps_only():
-    batch = {
-        "skills": torch.tensor([[[3], [1], [4], [-1]], [[2], [0], [-1], [-1]]]),
-        "responses": torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0]]),
-        "mask": torch.tensor([[True, True, True, False], [True, True, False, False]]),
-    }
-    p, y = next_step(Echo(5), batch)
+    p, y = next_step(Echo(5), BATCH)
     # window 0: steps 1 (skill 1) and 2 (skill 4) from outputs 0 and 1; window 1: step 1 (skill 0) from output 0
     assert torch.allclose(p, torch.tensor([0.001, 0.014, 0.000]))
     assert torch.equal(y, torch.tensor([0.0, 1.0, 1.0]))
+
+
+class SkillRate(torch.nn.Module):
+    """A stand-in that predicts skill c right with probability c / 4 at every step."""
+
+    def forward(self, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return (torch.arange(5).float() / 4).expand(*q.shape, 5)
+
+
+def test_the_test_split_is_scored_with_the_statistics_gainakt_reports_for_its_encoders():
+    # scored steps: skills 1, 4, 0 -> p 0.25, 1.0, 0.0 against answers 0, 1, 1
+    scores = score_test_split(SkillRate(), [BATCH])
+    assert scores["test_share_predicted_wrong"] == pytest.approx(2 / 3)  # 0.25 and 0.0 are below 0.5
+    assert scores["test_acc"] == pytest.approx(2 / 3)  # 0.0 calls a right answer wrong
+    assert scores["test_auc"] == pytest.approx(0.5)  # one of the two right answers ranks above the wrong one
+    assert scores["test_share_correct"] == pytest.approx(2 / 3)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pykt") is None, reason="pykt-toolkit not installed (pip install --no-deps pykt-toolkit)")

@@ -62,10 +62,17 @@ def test_a_sweep_of_folds_alone_says_so(tmp_path):
     """The default model on 5 folds and nothing else: one row, and the report names the folds as what varied."""
     for fold in range(5):
         _fake_job(tmp_path / str(fold), [f"data.fold={fold}", "data=assist2015"],
-                  {"status": "completed", "seed": 42, "test/enc1_auc": 0.71 + 0.001 * fold})  # fmt: skip
+                  {"status": "completed", "seed": 42, "test/enc1_auc": 0.71 + 0.001 * fold,
+                   "share_predicted_wrong": 0.08 + 0.01 * fold, "share_predicted_wrong_enc1": 0.1})  # fmt: skip
     report = write_report(tmp_path)
     assert report.params == [] and report.repeats == ["data.fold"]
-    assert "Swept: nothing but the folds (data.fold);" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "Swept: nothing but the folds (data.fold);" in md
+    # the issue's "not mastered" share is a column of its own, beside encoder 1's
+    header = next(line for line in md.splitlines() if line.startswith("| runs"))
+    assert "| share_predicted_wrong | share_predicted_wrong_enc1 |" in header
+    shares = pd.Series([0.08 + 0.01 * f for f in range(5)])
+    assert f"{shares.mean():.4f} ± {shares.std():.4f}" in md
 
 
 def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):

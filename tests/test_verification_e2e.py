@@ -69,8 +69,11 @@ def test_run_folder_has_verification_outputs(trained_run):
     test = rows[rows["split"] == "test"]
     assert model["share_below_theta"]["test"] == pytest.approx((test["mastery_before"] < params["theta"]).mean())
     assert model["share_predicted_wrong"]["test"] == pytest.approx((test["enc2_prob"] < 0.5).mean())
+    assert model["share_predicted_wrong_enc1"]["test"] == pytest.approx((test["enc1_prob"] < 0.5).mean())
+    assert saved["share_predicted_wrong_enc1"] == model["share_predicted_wrong_enc1"]["test"]
     assert saved["share_below_theta"] == model["share_below_theta"]["test"] and saved["theta"] == params["theta"]
     assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
+    assert "encoder 1: steps with p < 0.5" in text
     for name, phrase in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
         assert (params[name] is not None) == (f"Running ability over {phrase}" in text), name
     assert (params["skill_recency_weight"] is not None) == ("Last answer to each of the question's skills" in text)

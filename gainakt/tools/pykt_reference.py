@@ -10,8 +10,9 @@ in which every answer weighs the same, as in pykt's random batches) and is score
 (every step of a window but its first). The model is pykt-toolkit's own ``pykt/models/dkt.py``
 (loaded alone: pykt's package imports tools such as wandb), trained as pykt trains DKT:
 ``emb_size`` 200, dropout 0.2, Adam at 1e-3, up to 200 epochs, stopping after 10 without a better
-validation AUC; the test split is scored once, with the best validation epoch's weights. Prints
-one JSON document.
+validation AUC; the test split is scored once, with the best validation epoch's weights (AUC,
+accuracy and the share of steps predicted wrong, as ``verification.json`` reports encoder 2's).
+Prints one JSON document.
 
 DKT takes one skill per step: a multi-skill step (a question with several skills, kept as one
 interaction by ``data.reader.merge_skill_rows``) enters and is scored as its first skill.
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from torch.nn.functional import binary_cross_entropy
@@ -37,7 +39,7 @@ from gainakt.errors import GainAKTError
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.lifecycle import EXIT_CODES
-from gainakt.verification.checks import auc
+from gainakt.verification.checks import accuracy, auc, share_predicted_wrong
 
 
 def load_pykt_class(module: str, name: str) -> type:
@@ -62,7 +64,8 @@ def next_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     return p[scored], responses[:, 1:][scored].float()
 
 
-def evaluate(model: torch.nn.Module, loader) -> float:
+def predict(model: torch.nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
+    """DKT's probability and the answer of every scored step of ``loader``."""
     model.eval()
     preds, targets = [], []
     with torch.no_grad():
@@ -70,7 +73,16 @@ def evaluate(model: torch.nn.Module, loader) -> float:
             p, y = next_step(model, batch)
             preds.append(p)
             targets.append(y)
-    return auc(torch.cat(preds).numpy(), torch.cat(targets).numpy())
+    return torch.cat(preds).numpy(), torch.cat(targets).numpy()
+
+
+def score_test_split(model: torch.nn.Module, loader) -> dict[str, float]:
+    """The test split scored as GainAKT scores its encoders: AUC, accuracy, and the share of steps
+    predicted wrong (p < 0.5) beside the share answered right, so encoder 2's "not mastered" share
+    reads beside a reference's."""
+    prob, label = predict(model, loader)
+    return {"test_auc": auc(prob, label), "test_acc": accuracy(prob, label),
+            "test_share_predicted_wrong": share_predicted_wrong(prob), "test_share_correct": float(label.mean())}  # fmt: skip
 
 
 def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
@@ -91,7 +103,7 @@ def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
-        val_auc = evaluate(model, val_loader)
+        val_auc = auc(*predict(model, val_loader))
         history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "val_auc": val_auc,
                         "seconds": time.perf_counter() - start})  # fmt: skip
         print(f"epoch {epoch}: val AUC {val_auc:.4f} ({history[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
@@ -101,7 +113,7 @@ def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
             break
     model.load_state_dict(best["state"])
     return {"best_epoch": best["epoch"], "epochs": len(history), "val_auc": best["val_auc"],
-            "test_auc": evaluate(model, data.test_dataloader()), "history": history}  # fmt: skip
+            **score_test_split(model, data.test_dataloader()), "history": history}  # fmt: skip
 
 
 def main() -> None:

@@ -207,6 +207,15 @@ def auc(prob: np.ndarray, label: np.ndarray) -> float:
     return float((ranks[label].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
+def share_predicted_wrong(prob: np.ndarray) -> float:
+    """Share of steps predicted wrong (p < 0.5): encoder 2's "not mastered" calls, and the same
+    statistic for encoder 1 or a reference beside it. At a calibrated model's discrimination it is
+    bounded by the base rate, so it reads only beside a model of known AUC."""
+    if len(prob) == 0:
+        raise NotComputable("no rows")
+    return float(np.mean(np.asarray(prob) < 0.5))
+
+
 def accuracy(prob: np.ndarray, label: np.ndarray) -> float:
     """Share of rows where ``prob >= 0.5`` matches the 0/1 label."""
     if len(label) == 0:

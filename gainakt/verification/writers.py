@@ -22,7 +22,7 @@ from gainakt.run.folder import RunFolder
 from gainakt.verification.baselines import majority_class
 from gainakt.verification.checks import (
     DEFINITIONS, CheckResult, Thresholds, accuracy, auc, bootstrap, degenerate_parameters, or_none, recovery_checks,
-    run_checks,
+    run_checks, share_predicted_wrong,
 )  # fmt: skip
 from gainakt.verification.trajectories import write_csv
 
@@ -56,7 +56,8 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
 def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     """Encoder 2's response model as a researcher reads it: theta, T, guess/slip (summarised over
     skills) and, per split, the share of scored steps below the threshold (mastery before the
-    answer < theta: "not mastered") and the share predicted wrong (encoder-2 p < 0.5)."""
+    answer < theta: "not mastered") and the share predicted wrong (p < 0.5) by encoder 2 and, beside
+    it, by encoder 1."""
     theta = params["theta"]
     out: dict[str, Any] = {"form": params["options"].get("response"), "theta": theta,
                            "temperature": params["temperature"]}  # fmt: skip
@@ -70,7 +71,9 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
     out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
-    out["share_predicted_wrong"] = {sp: float((rows.loc[rows["split"] == sp, "enc2_prob"] < 0.5).mean()) for sp in splits}
+    for enc, key in (("enc2", "share_predicted_wrong"), ("enc1", "share_predicted_wrong_enc1")):
+        if f"{enc}_prob" in rows:  # encoder 1's share: what a calibrated free model calls wrong on the same steps
+            out[key] = {sp: share_predicted_wrong(rows.loc[rows["split"] == sp, f"{enc}_prob"].to_numpy()) for sp in splits}
     return out
 
 
@@ -97,8 +100,10 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
             w = model[name]
             lines.append(f"{what}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by "
                          f"{_fmt(w['slip'])} per {unit}.")
-    lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 |", "|---|---|---|"]
-    lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} |"
+    enc1 = model.get("share_predicted_wrong_enc1", {})
+    lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 | encoder 1: steps with p < 0.5 |",
+              "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} | {_fmt(enc1.get(sp))} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
     return lines
 
@@ -253,7 +258,8 @@ def summary_entries(report: dict[str, Any]) -> dict[str, Any]:
     model = report.get("response_model")
     if model:  # the response model's threshold and how much of the split it calls "not mastered"
         entries.update(theta=model["theta"], share_below_theta=model["share_below_theta"].get(split),
-                       share_predicted_wrong=model["share_predicted_wrong"].get(split))  # fmt: skip
+                       share_predicted_wrong=model["share_predicted_wrong"].get(split),
+                       share_predicted_wrong_enc1=model.get("share_predicted_wrong_enc1", {}).get(split))  # fmt: skip
     return entries
 
 
