@@ -128,7 +128,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
                    attention_bias=attention_bias, recency_enc1=recency_enc1, recency_enc2=recency_enc2, response=response,
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_recency=response_ability, history_enc1=response_ability,
-                   related_skills=3 if response_ability else 0,
+                   related_skills=3 if response_ability else 0, recent_ability=0.2 if response_ability else 0.0,
                    recurrent_enc1=8 if response_ability else 0, skill_readout=accumulate == "practiced").eval()  # fmt: skip
     _assert_causal(net)
 
@@ -138,7 +138,8 @@ def test_predictions_never_see_future_responses_with_many_skills():
     last_practice compare skill ids instead of a running sum over every skill): causal too."""
     torch.manual_seed(0)
     net = make_net(num_skills=500, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
-                   history_enc1=True, skill_ability=True, skill_recency=True, related_skills=3).eval()  # fmt: skip
+                   history_enc1=True, skill_ability=True, skill_recency=True, related_skills=3,
+                   recent_ability=0.2).eval()  # fmt: skip
     _assert_causal(net)
 
 

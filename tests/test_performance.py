@@ -48,8 +48,11 @@ def test_batching_modes_give_the_metrics_of_fixed_padding(tiny_config, mode):
         trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
         results[name] = trainer.validate(copy.deepcopy(model), datamodule=datamodule, verbose=False)[0]
     assert padded_positions[mode] < padded_positions["padded"] / 2  # the batches really are shorter
+    # Attention over a longer padded window rounds differently in the last bit (1e-7 in a logit),
+    # which can break a tie between two equal predictions: half a pair of the tiny validation
+    # split's 135 x 144 (2.6e-5 in AUC). A lost or shifted step moves the metrics far more.
     for key in ("val/enc1_auc", "val/enc1_acc", "val/enc2_auc", "val/enc2_acc", "val/loss"):
-        assert results[mode][key] == pytest.approx(results["padded"][key], abs=1e-5), key
+        assert results[mode][key] == pytest.approx(results["padded"][key], abs=1e-4 if key.endswith("auc") else 1e-5), key
 
 
 def test_masked_metrics_equal_torchmetrics_on_the_scored_steps():

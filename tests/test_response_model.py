@@ -11,7 +11,7 @@ from gainakt.errors import ConfigError
 from gainakt.model.accumulation import skill_multi_hot
 from gainakt.model.encoder import RECENCY, CausalAttention, monotonic_attention
 from gainakt.model.gainakt3exp import CHOICES
-from gainakt.model.learning_curve import guess_slip_logit, laplace_logit, running_ability
+from gainakt.model.learning_curve import guess_slip_logit, laplace_logit, recent_ability, running_ability
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_values
 from tests.conftest import make_net
@@ -25,6 +25,7 @@ def _net(response: str, **options):
     options.setdefault("skill_ability", False)
     options.setdefault("skill_recency", False)
     options.setdefault("related_skills", 0)
+    options.setdefault("recent_ability", 0.0)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -46,19 +47,19 @@ def _grid_probability(
     skill_ability: torch.Tensor | None = None,
     skill_recency: torch.Tensor | None = None,
     related: torch.Tensor | None = None,
+    recent: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
-    if ability is not None:
-        ability = ability.expand(len(m), -1)
+    ability, recent = (None if e is None else e.expand(len(m), -1) for e in (ability, recent))
     per_skill = [None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency, related)]
     with torch.no_grad():
-        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, *per_skill))
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, *per_skill, recent))
     return m, p
 
 
-# (response, response_ability, the per-skill record: skill_ability, skill_recency and related_skills)
+# (response, response_ability, the per-skill record: skill_ability, skill_recency, related_skills and recent_ability)
 FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
 
 
@@ -66,14 +67,16 @@ FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), (
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
 def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
     net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability,
-               skill_recency=skill_ability, related_skills=2 if skill_ability else 0)  # fmt: skip
+               skill_recency=skill_ability, related_skills=2 if skill_ability else 0,
+               recent_ability=0.1 if skill_ability else 0.0)  # fmt: skip
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
     per_skill = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.5, -4.0], [3.0, -2.0]]) if skill_ability else None
     recency = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, -0.5], [-1.0, 0.25]])
     related = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [-2.0, 0.5], [0.7, 3.0]])
-    _, p = _grid_probability(net, skills, ability, per_skill, recency, related)
+    recent = None if per_skill is None else torch.tensor([0.0, 0.0, -0.6, 0.4])
+    _, p = _grid_probability(net, skills, ability, per_skill, recency, related, recent)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
     if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (questions 0, 1: no evidence)
@@ -128,15 +131,16 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related"])
+@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related", "recent"])
 def test_ability_raises_the_guess_and_lowers_the_slip(which):
     """Each piece of the student's record (overall, on the skill, the skill's last answer, on
-    related skills) raises the guess and lowers the slip as it rises."""
+    related skills, recent answers beyond expectation) raises the guess and lowers the slip as it rises."""
     net = _net("guess_slip", response_ability=which == "ability", skill_ability=which == "skill_ability",
-               skill_recency=which == "skill_recency", related_skills=2 if which == "related" else 0)  # fmt: skip
+               skill_recency=which == "skill_recency", related_skills=2 if which == "related" else 0,
+               recent_ability=0.1 if which == "recent" else 0.0)  # fmt: skip
     skills = torch.zeros(3, 1, dtype=torch.long)
     ability = torch.tensor([-1.0, 0.0, 1.0])
-    given = {which: ability if which == "ability" else ability[:, None]}
+    given = {which: ability if which in ("ability", "recent") else ability[:, None]}
     with torch.no_grad():
         net.log_temperature.fill_(math.log(0.01))
         low = torch.sigmoid(net.response_logit(torch.zeros(3, 1), skills, **given))  # far below theta: ~ guess
@@ -152,6 +156,33 @@ def test_running_ability_counts_only_the_past_and_real_steps():
     a = running_ability(responses, valid)
     expected = torch.tensor([[2 / 1, 3 / 1, 3 / 2, 4 / 2, 4 / 2, 4 / 2]]).log()  # (c + 1) / (wrong + 1)
     assert torch.allclose(a, expected)
+
+
+def test_recent_ability_weighs_each_past_surprise_by_its_recency():
+    """a_t = sum over tau <= t of rate (1 - rate)^(t - tau) x_tau, against a loop; 0 before any surprise."""
+    surprise = torch.tensor([[0.0, 0.5, -0.25, 1.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 0.3, -0.3]])
+    rate = 0.3
+    expected = torch.zeros_like(surprise)
+    for t in range(surprise.shape[1]):
+        for tau in range(t + 1):
+            expected[:, t] += rate * (1 - rate) ** (t - tau) * surprise[:, tau]
+    assert torch.allclose(recent_ability(surprise, rate), expected)
+    assert recent_ability(surprise, rate)[0, 0] == 0.0
+
+
+def test_recent_record_reads_answers_beyond_each_skill_expected_share_up_to_each_step():
+    """Step t's surprise is its answer minus its skills' mean expected share; padding adds nothing,
+    and a later answer never moves an earlier record."""
+    net = _net("guess_slip", recent_ability=0.5)
+    with torch.no_grad():
+        net.expected_raw.copy_(torch.logit(torch.tensor([0.8, 0.4, 0.6, 0.5, 0.5])))
+    skills = torch.tensor([[[0, -1], [1, 2], [0, -1], [-1, -1]]])
+    responses = torch.tensor([[1, 0, 0, 1]])
+    surprise = torch.tensor([[1 - 0.8, 0 - 0.5, 0 - 0.8, 0.0]])  # skills 1 and 2: mean expected share 0.5
+    assert torch.allclose(net.recent_record(skills, responses), recent_ability(surprise, 0.5), atol=1e-6)
+    flipped = net.recent_record(skills, torch.tensor([[1, 0, 1, 1]]))
+    assert torch.allclose(flipped[0, :2], net.recent_record(skills, responses)[0, :2])
+    assert (flipped[0, 2:] > net.recent_record(skills, responses)[0, 2:]).all()  # a right answer raises it
 
 
 def test_skill_record_counts_only_past_answers_to_each_skill():
@@ -232,16 +263,18 @@ def test_guess_and_slip_settings_are_checked(name, value, says):
 
 
 @pytest.mark.parametrize(("name", "on", "off"), [("skill_ability", "true", "false"), ("skill_recency", "true", "false"),
-                                               ("related_skills", "8", "0")])  # fmt: skip
+                                               ("related_skills", "8", "0"), ("recent_ability", "0.1", "0")])  # fmt: skip
 def test_the_per_skill_record_needs_the_guess_slip_form(name, on, off):
     cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=false",
-                                    "model.skill_recency=false", "model.related_skills=0", f"model.{name}={on}"])  # fmt: skip
+                                    "model.skill_recency=false", "model.related_skills=0", "model.recent_ability=0",
+                                    f"model.{name}={on}"])  # fmt: skip
     says = f"model.{name}={on} needs model.response=guess_slip (it moves the guess and slip); "
     with pytest.raises(ConfigError, match=re_escape(says + f"with model.response=threshold add model.{name}={off}")):
         check_values(cfg)
     with pytest.raises(ValueError, match=re_escape(f"{name}={on} needs response=guess_slip")):
-        options = dict(response_ability=False, skill_ability=False, skill_recency=False, related_skills=0)
-        make_net(num_skills=C, response="threshold", **{**options, name: int(on) if on.isdigit() else True})
+        options = dict(response_ability=False, skill_ability=False, skill_recency=False, related_skills=0, recent_ability=0.0)
+        value = int(on) if on.isdigit() else float(on) if on[0].isdigit() else True
+        make_net(num_skills=C, response="threshold", **{**options, name: value})
 
 
 def re_escape(text: str) -> str:

@@ -28,6 +28,7 @@ from gainakt.model.learning_curve import (
     guess_slip_logit,
     laplace_logit,
     mastery,
+    recent_ability,
     running_ability,
     threshold_logit,
 )
@@ -55,11 +56,13 @@ ENCODER1_MODULES = (
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
     "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw", "related_weight_raw",
+    "recent_ability_weight_raw", "expected_raw",
 )  # fmt: skip
 
 # The (w_guess, w_slip) properties of the record terms, in the order parameters.json and
 # verification.md list them (None where the option is off).
-RECORD_WEIGHTS = ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight")
+RECORD_WEIGHTS = ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight",
+                  "recent_ability_weight")
 
 
 HISTORY_FEATURES = ("skill_ability", "ability", "skill_answered", "answered")
@@ -145,6 +148,7 @@ class GainAKT3Exp(nn.Module):
         skill_ability: bool,
         skill_recency: bool,
         related_skills: int,
+        recent_ability: float,
         history_enc1: bool,
         recurrent_enc1: int,
     ) -> None:
@@ -225,8 +229,11 @@ class GainAKT3Exp(nn.Module):
         if response == "guess_slip":  # per skill: g_s = guess_max * sigmoid(raw), s_s likewise
             self.guess_raw = nn.Parameter(torch.full((num_skills,), _logit(guess_init / guess_max)))
             self.slip_raw = nn.Parameter(torch.full((num_skills,), _logit(slip_init / slip_max)))
+        if not 0.0 <= recent_ability < 1.0:
+            raise ValueError(f"recent_ability={recent_ability}: expected a recency weight in [0, 1) (0: off)")
         for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability),
-                         ("skill_recency", skill_recency), ("related_skills", related_skills)):  # fmt: skip
+                         ("skill_recency", skill_recency), ("related_skills", related_skills),
+                         ("recent_ability", recent_ability)):  # fmt: skip
             if on and response != "guess_slip":
                 shown = "true" if on is True else on
                 raise ValueError(f"{name}={shown} needs response=guess_slip (it moves the guess and slip)")
@@ -236,6 +243,14 @@ class GainAKT3Exp(nn.Module):
         self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
         self.skill_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_ability else None
         self.skill_recency_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_recency else None
+        # The recent answers beyond each skill's expected share (sigmoid(expected_raw), learned per
+        # skill, starting at 0.5), weighted by recency `recent_ability`: a student's current form,
+        # which the running share over the whole window moves too slowly to show.
+        self.recent_ability = recent_ability
+        self.recent_ability_weight_raw = self.expected_raw = None
+        if recent_ability:
+            self.recent_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5)))
+            self.expected_raw = nn.Parameter(torch.zeros(num_skills))
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -346,6 +361,22 @@ class GainAKT3Exp(nn.Module):
         """(w_guess, w_slip) >= 0 of the record on related skills, or None without ``related_skills``."""
         return None if self.related_weight_raw is None else nn.functional.softplus(self.related_weight_raw)
 
+    @property
+    def recent_ability_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0 of the recent answers beyond expectation, or None without ``recent_ability``."""
+        return None if self.recent_ability_weight_raw is None else nn.functional.softplus(self.recent_ability_weight_raw)
+
+    @property
+    def expected(self) -> torch.Tensor | None:
+        """Per skill, the share of right answers the recent record is measured from (``recent_ability``)."""
+        return None if self.expected_raw is None else torch.sigmoid(self.expected_raw)
+
+    def recent_record(self, skills: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """[B, L]: :func:`recent_ability` of each answer minus its skills' mean expected share, over steps 0..t."""
+        valid = skills >= 0
+        expected = aggregate_skills(self.expected[skills.clamp_min(0)], valid, "mean")
+        return recent_ability((responses.float() - expected) * valid[..., 0], self.recent_ability)
+
     def related_record(self, skills: torch.Tensor, responses: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The student's record on skills related to each ``targets`` skill ([B, L, J], -1 empty),
         [B, L, J]: the running ability on every skill over steps 0..t (0 where unanswered), through
@@ -379,6 +410,7 @@ class GainAKT3Exp(nn.Module):
         skill_ability: torch.Tensor | None = None,
         skill_recency: torch.Tensor | None = None,
         related: torch.Tensor | None = None,
+        recent: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
@@ -390,7 +422,8 @@ class GainAKT3Exp(nn.Module):
         ``skill_ability`` ([..., K], the running ability on that skill) by its own two weights; with
         ``skill_recency`` also with ``skill_recency`` ([..., K], the last answer to that skill, +1 or
         -1, times 1 / (1 + steps since); 0 if none), by two more; with ``related_skills`` also with
-        ``related`` ([..., K], the record on related skills, :meth:`related_record`), by two more.
+        ``related`` ([..., K], the record on related skills, :meth:`related_record`), by two more;
+        with ``recent_ability`` also with ``recent`` ([...], :meth:`recent_record`), by two more.
         Mastery alone still decides "mastered": none of these changes where p crosses its midpoint
         between g and 1 - s.
         """
@@ -400,10 +433,10 @@ class GainAKT3Exp(nn.Module):
             return threshold_logit(m, self.mastery_threshold, self.temperature)
         ids = skills.clamp_min(0)
         guess_raw, slip_raw = self.guess_raw[ids], self.slip_raw[ids]
-        weight = self.ability_weight
-        if weight is not None and ability is not None:
-            guess_raw = guess_raw + weight[0] * ability[..., None]
-            slip_raw = slip_raw - weight[1] * ability[..., None]
+        for weight, evidence in ((self.ability_weight, ability), (self.recent_ability_weight, recent)):
+            if weight is not None and evidence is not None:  # one value per step, for each of its skills
+                guess_raw = guess_raw + weight[0] * evidence[..., None]
+                slip_raw = slip_raw - weight[1] * evidence[..., None]
         for weight, evidence in ((self.skill_ability_weight, skill_ability), (self.skill_recency_weight, skill_recency),
                                  (self.related_weight, related)):  # fmt: skip
             if weight is not None and evidence is not None:
@@ -523,7 +556,8 @@ class GainAKT3Exp(nn.Module):
             last, recency = last_practice(skills, responses, next_targets, self.num_skills)
             skill_recency = (last * recency)[:, :-1]
         related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
-        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related)
+        recent = None if self.expected_raw is None else self.recent_record(skills, responses)[:, :-1]
+        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related, recent)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all,
                            waviness=waviness)
 

@@ -59,6 +59,19 @@ def running_ability(responses: torch.Tensor, valid: torch.Tensor) -> torch.Tenso
     return laplace_logit((responses.float() * valid).cumsum(-1), valid.float().cumsum(-1))
 
 
+def recent_ability(surprise: torch.Tensor, rate: float) -> torch.Tensor:
+    """The student's recent answers beyond expectation after each step: [B, L] exponentially
+    weighted sum of ``surprise`` ([B, L], answer minus its expected share, 0 on padding) over steps
+    0..t, weight ``rate * (1 - rate) ** (t - tau)``. Recent steps count most, so a student who has
+    begun to fail (or succeed) moves it within a few answers; before any answer it is 0. One
+    [L, L] product, no loop over time, in float64: a float32 product's rounding depends on L, so
+    the same window would score differently in batches padded to different lengths."""
+    steps = torch.arange(surprise.shape[-1], device=surprise.device)
+    lag = (steps[:, None] - steps[None, :]).double()
+    weight = torch.where(lag >= 0, rate * (1.0 - rate) ** lag.clamp_min(0), 0.0)
+    return (surprise.double() @ weight.T).to(surprise.dtype)
+
+
 def aggregate_skills(values: torch.Tensor, valid: torch.Tensor, aggregate: str) -> torch.Tensor:
     """Combine [..., K] per-skill values of a question over its ``valid`` skills: ``min`` or ``mean``.
 

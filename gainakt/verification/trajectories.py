@@ -164,6 +164,7 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
         "temperature": float(net.temperature.detach()),
         "guess": None if guess is None else guess.detach().cpu().tolist(),
         "slip": None if slip is None else slip.detach().cpu().tolist(),
+        "expected": None if net.expected is None else net.expected.detach().cpu().tolist(),
         **{name: None if getattr(net, name) is None else dict(zip(("guess", "slip"), getattr(net, name).detach().tolist()))
            for name in RECORD_WEIGHTS},
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,

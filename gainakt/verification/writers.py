@@ -84,6 +84,7 @@ _RECORD_TERMS = {
     "skill_recency_weight": ("Last answer to each of the question's skills (+1 right, -1 wrong, times 1 / (1 + steps since))",
                              "unit"),
     "related_weight": ("Record on related skills (every skill's running ability through the learned relation)", "unit"),
+    "recent_ability_weight": ("Recent answers beyond each skill's expected share (weighted by recency)", "unit"),
 }
 
 
