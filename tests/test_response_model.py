@@ -255,6 +255,7 @@ def test_guess_slip_logit_is_finite_at_the_extremes():
     ("response", "threshold", "model.response_ability=true needs model.response=guess_slip"),
     ("theta_init", 1.0, "model.theta_init=1.0: model.response=guess_slip learns theta strictly inside (0, 1)"),
     ("skill_ability", "yes", "model.skill_ability='yes': expected true or false"),
+    ("recent_ability", 1.0, "model.recent_ability=1.0: expected a number in [0.0, 1.0)"),
 ])  # fmt: skip
 def test_guess_and_slip_settings_are_checked(name, value, says):
     cfg = compose_config("config", [f"model.{name}={value}", "model.response_ability=true"])
