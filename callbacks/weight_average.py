@@ -8,6 +8,7 @@ one value means the same on a dataset of 20 steps per epoch and one of 200.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -27,7 +28,7 @@ def average_step_weight(decay: float, updates: int) -> float:
 
 
 class WeightAverage(L.Callback):
-    """Keeps an exponential moving average of every parameter, updated after each optimiser step,
+    """Keeps an exponential moving average of the chosen encoders' parameters, updated after each optimiser step,
     and swaps it in for validation: the validation metrics, the checkpoints written after it
     (``best.ckpt`` and ``last.ckpt``), the test and the verification all see the average. The
     training weights come back before the next training step; a checkpoint written in between
@@ -36,10 +37,13 @@ class WeightAverage(L.Callback):
     Args:
         epochs: the span of the average in epochs of optimiser steps (its per-step decay is
             :func:`step_decay`); 0 keeps the last step's weights.
+        encoders: whose parameters are averaged (``enc1``, ``enc2``; the module's
+            ``encoder_parameters``); the other encoder keeps the last step's weights.
     """
 
-    def __init__(self, epochs: float) -> None:
+    def __init__(self, epochs: float, encoders: Sequence[str] = ("enc1", "enc2")) -> None:
         self.epochs = epochs
+        self.encoders = tuple(encoders)
         self.decay = 0.0  # per optimiser step, set when training starts and the epoch's length is known
         self.updates = 0  # optimiser steps averaged: the trainer's global step at the last update
         self.swapped = False  # the module holds the average, this callback the training weights
@@ -49,7 +53,8 @@ class WeightAverage(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.decay = step_decay(self.epochs, trainer.num_training_batches / trainer.accumulate_grad_batches)
         # here: every strategy has restored a checkpoint by now
-        self._params = [p for p in pl_module.parameters() if p.dtype.is_floating_point]
+        chosen = {id(p) for enc in self.encoders for p in pl_module.encoder_parameters(enc)}
+        self._params = [p for p in pl_module.parameters() if id(p) in chosen and p.dtype.is_floating_point]
         if self._other is None:
             self._other = [p.detach().clone() for p in self._params]
         else:  # restored from a checkpoint, on the CPU

@@ -64,6 +64,39 @@ def test_validation_checkpoints_and_resume_see_the_average(tiny_config, tmp_path
     assert moved  # the average is not the last step's weights
 
 
+def test_an_encoder_left_out_keeps_the_last_step_weights(tiny_config, tmp_path):
+    """encoders=[enc1]: last.ckpt holds encoder 1's average and encoder 2's last training step."""
+    from gainakt.model.gainakt3exp import ENCODER1_MODULES
+
+    RecordWeights.steps = []
+    decay = 0.75
+    cfg = tiny_config("trainer.max_epochs=2", "callbacks.early_stopping=null", "callbacks.verification=null",
+                      "callbacks.weight_average.epochs=2", "callbacks.weight_average.encoders=[enc1]",
+                      f"+callbacks.record._target_={__name__}.RecordWeights")  # fmt: skip
+    assert train(cfg)["status"] == "completed"
+    steps = RecordWeights.steps
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    (state,) = [s for k, s in last["callbacks"].items() if k.startswith("WeightAverage")]
+    enc1 = [name for name in steps[0] if name.split(".")[1] in ENCODER1_MODULES]
+    assert enc1 and len(state["other"]) == len(enc1) < len(steps[0])
+    powers = torch.tensor([decay ** (len(steps) - 1 - i) for i in range(len(steps))])
+    for name in steps[0]:
+        if name in enc1:
+            expected = sum(p * s[name] for p, s in zip(powers, steps)) / powers.sum()
+            torch.testing.assert_close(last["state_dict"][name], expected, rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(last["state_dict"][name], steps[-1][name]), name
+
+
+@pytest.mark.parametrize("encoders", ["[enc3]", "[]", "[enc1,enc1]", "enc1"])
+def test_unknown_encoders_name_the_key(tiny_config, encoders):
+    from gainakt.errors import ConfigError
+    from gainakt.run.config_check import check_config
+
+    with pytest.raises(ConfigError, match=r"callbacks.weight_average.encoders=.*: expected a list of distinct encoders"):
+        check_config(tiny_config(f"callbacks.weight_average.encoders={encoders}"))
+
+
 def test_negative_span_names_the_key(tiny_config):
     from gainakt.errors import ConfigError
     from gainakt.run.config_check import check_config

@@ -302,6 +302,12 @@ class GainAKTModule(L.LightningModule):
         return {name: value.cpu() for name, value in rows.items()}
 
     # -- optimiser ------------------------------------------------------------------------------------
+    def encoder_parameters(self, encoder: str) -> list[nn.Parameter]:
+        """The parameters of one encoder (``enc1`` or ``enc2``): the two share none."""
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder={encoder!r}; expected one of {', '.join(ENCODERS)}")
+        return self.net.encoder1_parameters() if encoder == "enc1" else self.net.encoder2_parameters()
+
     def configure_gradient_clipping(
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,

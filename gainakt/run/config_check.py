@@ -24,6 +24,7 @@ from gainakt.data.datamodule import AUTO
 from gainakt.data.synthetic import PROCESSES
 from gainakt.errors import ConfigError
 from gainakt.model.gainakt3exp import CHOICES
+from gainakt.model.module import ENCODERS
 
 
 def _int(low: int) -> tuple[Callable[[Any], bool], str]:
@@ -99,6 +100,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
     "model.slip_max": _number(0.0, 0.5, low_open=True, high_open=False),
     "callbacks.weight_average.epochs": _number(0.0),
+    "callbacks.weight_average.encoders": (
+        lambda v: OmegaConf.is_list(v) and 0 < len(v) == len(set(v)) and set(v) <= set(ENCODERS),
+        f"a list of distinct encoders from {', '.join(ENCODERS)}",
+    ),
     "trainer.max_epochs": _int(1),
     "threads": _int(1),
 }
