@@ -28,8 +28,8 @@ def average_step_weight(decay: float, updates: int) -> float:
 
 
 class WeightAverage(L.Callback):
-    """Keeps an exponential moving average of the chosen encoders' parameters, updated after each optimiser step,
-    and swaps it in for validation: the validation metrics, the checkpoints written after it
+    """Keeps an exponential moving average of the chosen encoders' parameters, updated after each
+    optimiser step, and swaps it in for validation: the validation metrics, the checkpoints written after it
     (``best.ckpt`` and ``last.ckpt``), the test and the verification all see the average. The
     training weights come back before the next training step; a checkpoint written in between
     keeps them in this callback's state, so ``resume=`` continues exactly.
@@ -41,7 +41,7 @@ class WeightAverage(L.Callback):
             ``encoder_parameters``); the other encoder keeps the last step's weights.
     """
 
-    def __init__(self, epochs: float, encoders: Sequence[str] = ("enc1", "enc2")) -> None:
+    def __init__(self, epochs: float, encoders: Sequence[str]) -> None:
         self.epochs = epochs
         self.encoders = tuple(encoders)
         self.decay = 0.0  # per optimiser step, set when training starts and the epoch's length is known

@@ -333,7 +333,8 @@ def test_the_response_model_section_names_each_record_term_it_has(related):
 
     from gainakt.verification.writers import _response_lines, response_model
 
-    rows = DataFrame({"split": ["test"] * 4, "mastery_before": [0.1, 0.5, 0.6, 0.9], "enc2_prob": [0.3, 0.6, 0.7, 0.9]})
+    rows = DataFrame({"split": ["test"] * 4, "mastery_before": [0.1, 0.5, 0.6, 0.9], "enc2_prob": [0.3, 0.6, 0.7, 0.9],
+                      "enc1_prob": [0.2, 0.4, 0.7, 0.9]})
     params = {"theta": 0.55, "temperature": 0.1, "options": {"response": "guess_slip"}, "guess": [0.2], "slip": [0.1],
               "ability_weight": {"guess": 1.0, "slip": 2.0}, "related_weight": related}  # fmt: skip
     model = response_model(rows, params)
@@ -343,3 +344,4 @@ def test_the_response_model_section_names_each_record_term_it_has(related):
     if related is not None:
         assert "raises the guess logit by 0.2500 and lowers the slip logit by 0.5000" in text.split("Record on related")[1]
     assert model["share_below_theta"]["test"] == 0.5 and model["share_predicted_wrong"]["test"] == 0.25
+    assert model["share_predicted_wrong_enc1"]["test"] == 0.5

@@ -315,8 +315,8 @@ class GainAKTModule(L.LightningModule):
         """Lightning's clipping, or with ``clip_per_encoder`` the same norm clip per encoder."""
         if not (self.clip_per_encoder and gradient_clip_val and gradient_clip_algorithm in (None, "norm")):
             return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        for params in (self.net.encoder1_parameters(), self.net.encoder2_parameters()):
-            grads = [p for p in params if p.grad is not None]
+        for enc in ENCODERS:
+            grads = [p for p in self.encoder_parameters(enc) if p.grad is not None]
             if grads:
                 nn.utils.clip_grad_norm_(grads, gradient_clip_val)
 

@@ -209,8 +209,8 @@ def auc(prob: np.ndarray, label: np.ndarray) -> float:
 
 def share_predicted_wrong(prob: np.ndarray) -> float:
     """Share of steps predicted wrong (p < 0.5): encoder 2's "not mastered" calls, and the same
-    statistic for encoder 1 or a reference beside it. At a calibrated model's discrimination it is
-    bounded by the base rate, so it reads only beside a model of known AUC."""
+    statistic for encoder 1 or a reference beside it. It depends on how far a model spreads its
+    predictions as well as on its AUC, so it reads beside another model's on the same steps."""
     if len(prob) == 0:
         raise NotComputable("no rows")
     return float(np.mean(np.asarray(prob) < 0.5))

@@ -71,9 +71,8 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
     out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
-    for enc, key in (("enc2", "share_predicted_wrong"), ("enc1", "share_predicted_wrong_enc1")):
-        if f"{enc}_prob" in rows:  # encoder 1's share: what a calibrated free model calls wrong on the same steps
-            out[key] = {sp: share_predicted_wrong(rows.loc[rows["split"] == sp, f"{enc}_prob"].to_numpy()) for sp in splits}
+    for enc, key in (("enc2", "share_predicted_wrong"), ("enc1", "share_predicted_wrong_enc1")):  # encoder 1's beside it
+        out[key] = {sp: share_predicted_wrong(rows.loc[rows["split"] == sp, f"{enc}_prob"].to_numpy()) for sp in splits}
     return out
 
 
