@@ -329,3 +329,23 @@ def test_report_carries_baselines_flags_and_summary_entries():
     text = render_markdown(report)
     assert "does not beat the majority class (0.7500)" in text and "always answering correct" in text
     assert "Degenerate learned parameters" in text and "theta = 0.0000" in text
+
+
+def test_platt_scaling_recovers_a_known_miscalibration_and_the_recalibrated_share_follows():
+    """Answers drawn from sigmoid(z); a model reporting sigmoid((z - 0.3) / 0.8) spreads too far and
+    predicts too low, so Platt scaling finds a = 0.8, b = 0.3 and the recalibrated share predicted
+    wrong is the calibrated model's, not the biased one's."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(1.0, 1.0, 200_000)
+    label = (rng.random(z.size) < 1 / (1 + np.exp(-z))).astype(float)
+    biased = 1 / (1 + np.exp(-(z - 0.3) / 0.8))
+    a, b = checks.platt_scaling(biased, label)
+    assert a == pytest.approx(0.8, abs=0.02) and b == pytest.approx(0.3, abs=0.02)
+    calibrated = 1 / (1 + np.exp(-z))
+    assert checks.platt_scaling(calibrated, label) == pytest.approx((1.0, 0.0), abs=0.02)
+    fit, held_out = slice(0, 100_000), slice(100_000, None)
+    share = checks.share_predicted_wrong_recalibrated(biased[fit], label[fit], biased[held_out])
+    assert share == pytest.approx(checks.share_predicted_wrong(calibrated[held_out]), abs=0.005)
+    assert checks.share_predicted_wrong(biased[held_out]) > share + 0.05  # the bias alone moves the raw share
+    with pytest.raises(checks.NotComputable):
+        checks.platt_scaling(np.array([0.2, 0.7]), np.array([1.0, 1.0]))

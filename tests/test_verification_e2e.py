@@ -16,7 +16,7 @@ import lightning as L
 
 from gainakt.callbacks.verification import Verification
 from gainakt.verification import checks
-from gainakt.verification.checks import run_checks
+from gainakt.verification.checks import run_checks, share_predicted_wrong_recalibrated
 from gainakt.run.config import compose_config
 from gainakt.data.datamodule import Padding, WindowDataset
 from gainakt.data.interactions import InteractionData
@@ -71,6 +71,12 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert model["share_predicted_wrong"]["test"] == pytest.approx((test["enc2_prob"] < 0.5).mean())
     assert model["share_predicted_wrong_enc1"]["test"] == pytest.approx((test["enc1_prob"] < 0.5).mean())
     assert saved["share_predicted_wrong_enc1"] == model["share_predicted_wrong_enc1"]["test"]
+    val = rows[rows["split"] == "val"]
+    for enc, key in (("enc2", "share_predicted_wrong_recalibrated"), ("enc1", "share_predicted_wrong_recalibrated_enc1")):
+        expected = share_predicted_wrong_recalibrated(val[f"{enc}_prob"].to_numpy(), val["response"].to_numpy(),
+                                                      test[f"{enc}_prob"].to_numpy())  # fmt: skip
+        assert saved[key] == model["share_predicted_wrong_recalibrated"][enc] == pytest.approx(expected)
+    assert "Recalibrated on the validation split" in text
     assert saved["share_below_theta"] == model["share_below_theta"]["test"] and saved["theta"] == params["theta"]
     assert "## Response model of encoder 2" in text and "steps with mastery < theta" in text
     assert "encoder 1: steps with p < 0.5" in text
@@ -345,3 +351,5 @@ def test_the_response_model_section_names_each_record_term_it_has(related):
         assert "raises the guess logit by 0.2500 and lowers the slip logit by 0.5000" in text.split("Record on related")[1]
     assert model["share_below_theta"]["test"] == 0.5 and model["share_predicted_wrong"]["test"] == 0.25
     assert model["share_predicted_wrong_enc1"]["test"] == 0.5
+    assert "share_predicted_wrong_recalibrated" not in model and "Recalibrated" not in text  # no validation rows to fit on
+

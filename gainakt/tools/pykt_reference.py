@@ -39,7 +39,7 @@ from gainakt.errors import GainAKTError
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.lifecycle import EXIT_CODES
-from gainakt.verification.checks import accuracy, auc, share_predicted_wrong
+from gainakt.verification.checks import accuracy, auc, share_predicted_wrong, share_predicted_wrong_recalibrated
 
 
 def load_pykt_class(module: str, name: str) -> type:
@@ -76,13 +76,17 @@ def predict(model: torch.nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(preds).numpy(), torch.cat(targets).numpy()
 
 
-def score_test_split(model: torch.nn.Module, loader) -> dict[str, float]:
+def score_test_split(model: torch.nn.Module, loader, val_loader) -> dict[str, float]:
     """The test split scored as GainAKT scores its encoders: AUC, accuracy, and the share of steps
     predicted wrong (p < 0.5) beside the share answered right, so encoder 2's "not mastered" share
-    reads beside a reference's."""
+    reads beside a reference's; also that share recalibrated on the validation split, and the
+    validation split's mean prediction beside its share right (the bias the raw share carries)."""
     prob, label = predict(model, loader)
+    val_prob, val_label = predict(model, val_loader)
     return {"test_auc": auc(prob, label), "test_acc": accuracy(prob, label),
-            "test_share_predicted_wrong": share_predicted_wrong(prob), "test_share_correct": float(label.mean())}  # fmt: skip
+            "test_share_predicted_wrong": share_predicted_wrong(prob), "test_share_correct": float(label.mean()),
+            "test_share_predicted_wrong_recalibrated": share_predicted_wrong_recalibrated(val_prob, val_label, prob),
+            "val_mean_prob": float(val_prob.mean()), "val_share_correct": float(val_label.mean())}  # fmt: skip
 
 
 def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +117,7 @@ def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
             break
     model.load_state_dict(best["state"])
     return {"best_epoch": best["epoch"], "epochs": len(history), "val_auc": best["val_auc"],
-            **score_test_split(model, data.test_dataloader()), "history": history}  # fmt: skip
+            **score_test_split(model, data.test_dataloader(), val_loader), "history": history}  # fmt: skip
 
 
 def main() -> None:

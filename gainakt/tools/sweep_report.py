@@ -31,7 +31,7 @@ from gainakt.run.summary import METRIC_KEYS
 # The issue-level numbers a sweep is read by; the test shares say how often encoder 2 calls a step
 # "not mastered" (mastery < theta; p < 0.5) beside how often encoder 1 predicts it wrong.
 MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "val/gain_std", "val/gain_cv_skills", "theta",
-                "share_below_theta", "share_predicted_wrong", "share_predicted_wrong_enc1"]
+                "share_below_theta", "share_predicted_wrong", "share_predicted_wrong_enc1", "share_predicted_wrong_recalibrated"]
 NOT_METRICS = {"seed", "status", "run_dir", "error"}
 SEED_KEY = "seed"
 FOLD_KEY = "data.fold"

@@ -22,7 +22,7 @@ from gainakt.run.folder import RunFolder
 from gainakt.verification.baselines import majority_class
 from gainakt.verification.checks import (
     DEFINITIONS, CheckResult, Thresholds, accuracy, auc, bootstrap, degenerate_parameters, or_none, recovery_checks,
-    run_checks, share_predicted_wrong,
+    run_checks, share_predicted_wrong, share_predicted_wrong_recalibrated,
 )  # fmt: skip
 from gainakt.verification.trajectories import write_csv
 
@@ -73,6 +73,12 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
     out["share_below_theta"] = {sp: float((rows.loc[rows["split"] == sp, "mastery_before"] < theta).mean()) for sp in splits}
     for enc, key in (("enc2", "share_predicted_wrong"), ("enc1", "share_predicted_wrong_enc1")):  # encoder 1's beside it
         out[key] = {sp: share_predicted_wrong(rows.loc[rows["split"] == sp, f"{enc}_prob"].to_numpy()) for sp in splits}
+    if {"val", "test"} <= set(splits):  # the test share as a model calibrated on validation would give it
+        val, test = rows[rows["split"] == "val"], rows[rows["split"] == "test"]
+        out["share_predicted_wrong_recalibrated"] = {
+            enc: or_none(lambda enc=enc: share_predicted_wrong_recalibrated(
+                val[f"{enc}_prob"].to_numpy(), val["response"].to_numpy(), test[f"{enc}_prob"].to_numpy()))
+            for enc in ("enc2", "enc1")}  # fmt: skip
     return out
 
 
@@ -105,6 +111,11 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
               "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {sp} | {_fmt(share)} | {_fmt(model['share_predicted_wrong'][sp])} | {_fmt(enc1.get(sp))} |"
               for sp, share in model["share_below_theta"].items()]  # fmt: skip
+    recalibrated = model.get("share_predicted_wrong_recalibrated")
+    if recalibrated:
+        lines += ["", f"Recalibrated on the validation split (Platt scaling, a statistic only), the test steps with "
+                      f"p < 0.5 would be {_fmt(recalibrated['enc2'])} for encoder 2 and {_fmt(recalibrated['enc1'])} "
+                      "for encoder 1: the share without each model's bias at 0.5, to read beside a reference's."]  # fmt: skip
     return lines
 
 
@@ -260,6 +271,9 @@ def summary_entries(report: dict[str, Any]) -> dict[str, Any]:
         entries.update(theta=model["theta"], share_below_theta=model["share_below_theta"].get(split),
                        share_predicted_wrong=model["share_predicted_wrong"].get(split),
                        share_predicted_wrong_enc1=model.get("share_predicted_wrong_enc1", {}).get(split))  # fmt: skip
+        if split == "test" and model.get("share_predicted_wrong_recalibrated"):
+            entries.update(share_predicted_wrong_recalibrated=model["share_predicted_wrong_recalibrated"]["enc2"],
+                           share_predicted_wrong_recalibrated_enc1=model["share_predicted_wrong_recalibrated"]["enc1"])  # fmt: skip
     return entries
 
 
