@@ -73,7 +73,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] = ()) -> dict[str, Any]:
         datamodule = build(used.data)
         datamodule.prepare_data()
         datamodule.setup("test")
-        model = GainAKTModule.load_from_checkpoint(ckpt, map_location="cpu")
+        model = GainAKTModule.from_checkpoint(ckpt)
         if model.net.num_skills != datamodule.num_skills:
             raise ConfigError(
                 f"{ckpt} was trained on {model.net.num_skills} skills but the data (data.format="

@@ -353,3 +353,24 @@ def test_the_response_model_section_names_each_record_term_it_has(related):
     assert model["share_predicted_wrong_enc1"]["test"] == 0.5
     assert "share_predicted_wrong_recalibrated" not in model and "Recalibrated" not in text  # no validation rows to fit on
 
+
+def test_evaluate_a_checkpoint_saved_before_an_architecture_option_existed(tmp_path):
+    """A checkpoint whose hyper-parameters lack an option added later (here recent_ability and
+    related_skills, as every checkpoint before them) loads with the option off and evaluates."""
+    from gainakt.model.module import GainAKTModule
+    from tests.conftest import run_config
+
+    run = tmp_path / "run"
+    assert train(run_config(run, ["trainer.max_epochs=1", "model.recent_ability=0", "model.related_skills=0"]))["status"] == "completed"
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    for key in ("recent_ability", "related_skills"):
+        del checkpoint["hyper_parameters"][key]
+    old = run / "checkpoints" / "older.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(TypeError, match="recent_ability"):
+        GainAKTModule.load_from_checkpoint(old)  # what evaluate did before
+    loaded = GainAKTModule.from_checkpoint(old)
+    assert loaded.net.recent_ability == 0.0 and loaded.net.related_to is None
+    assert all(torch.equal(v, checkpoint["state_dict"][k]) for k, v in loaded.state_dict().items())
+    result = evaluate(_compose_evaluate([f"ckpt_path={old}", f"run_dir={tmp_path / 'evaluation'}", "plots=false"]), [])
+    assert result["status"] == "completed" and result["checks_total"] == 12

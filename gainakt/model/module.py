@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,15 @@ LOSS_TERMS = ("bce", "im", "var", "waviness")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 PER_ENCODER_MONITOR = "val/per_encoder_auc"  # the mean of each encoder's best validation AUC so far
+# Architecture options younger than the first checkpoints, each with the value that turns it off: a
+# checkpoint saved before an option existed holds the network without it, so it loads with that value.
+ADDED_ARCHITECTURE = {
+    "response": "threshold", "guess_init": 0.25, "slip_init": 0.1, "guess_max": 0.5, "slip_max": 0.5,
+    "learn_offset": False, "learn_temperature": False, "recency_enc1": "none", "recency_enc2": "none",
+    "retriever": False, "skill_readout": False, "history_enc1": False, "recurrent_enc1": 0,
+    "response_ability": False, "skill_ability": False, "skill_recency": False, "related_skills": 0,
+    "recent_ability": 0.0,
+}  # fmt: skip
 
 
 def state_encoder(key: str) -> str | None:
@@ -169,6 +179,14 @@ class GainAKTModule(L.LightningModule):
         self._applied = (self.current_epoch, bce, im)
         self.log("weights/bce", bce, on_step=False, on_epoch=True)
         self.log("weights/im", im, on_step=False, on_epoch=True)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> GainAKTModule:
+        """Load a checkpoint of this or an older version: architecture options it does not record
+        (:data:`ADDED_ARCHITECTURE`) take the value that turns them off, as the network it holds had them."""
+        saved = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        older = {key: off for key, off in ADDED_ARCHITECTURE.items() if key not in saved}
+        return cls.load_from_checkpoint(path, map_location=map_location, **older)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["loss_weights_applied"] = self._applied
