@@ -349,3 +349,5 @@ def test_platt_scaling_recovers_a_known_miscalibration_and_the_recalibrated_shar
     assert checks.share_predicted_wrong(biased[held_out]) > share + 0.05  # the bias alone moves the raw share
     with pytest.raises(checks.NotComputable):
         checks.platt_scaling(np.array([0.2, 0.7]), np.array([1.0, 1.0]))
+    with pytest.raises(checks.NotComputable):  # separable: the slope grows without bound
+        checks.platt_scaling(np.array([0.2, 0.3, 0.6, 0.7]), np.array([0.0, 0.0, 1.0, 1.0]))

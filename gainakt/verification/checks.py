@@ -232,8 +232,9 @@ def platt_scaling(prob: np.ndarray, label: np.ndarray, iterations: int = 50) -> 
         step = np.linalg.solve(hessian + 1e-9 * np.eye(2), x.T @ (p - label))
         ab -= step
         if np.abs(step).max() < 1e-10:
-            break
-    return float(ab[0]), float(ab[1])
+            return float(ab[0]), float(ab[1])
+    # e.g. rows a threshold separates perfectly: the slope grows without bound
+    raise NotComputable(f"Platt scaling did not converge in {iterations} Newton steps")
 
 
 def share_predicted_wrong_recalibrated(fit_prob: np.ndarray, fit_label: np.ndarray, prob: np.ndarray) -> float:
