@@ -79,7 +79,26 @@ def test_not_a_sweep_folder_is_one_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
-    assert "no job folders" in capsys.readouterr().err
+    assert "no run found" in capsys.readouterr().err
+
+
+def test_a_folder_of_single_runs_and_a_single_run_are_reported_too(tmp_path):
+    """``outputs/runs/<date>/<time>_<id>``: the runs below the folder are the jobs, grouped by their
+    command-line overrides; one run folder alone is a report of one run that says nothing was swept."""
+    runs = tmp_path / "runs"
+    for day, stamp, fold, auc in (("d1", "t1", 0, 0.70), ("d1", "t2", 1, 0.72), ("d2", "t3", 0, 0.60)):
+        extra = ["model.related_skills=32"] if day == "d2" else []
+        _fake_job(runs / day / stamp, [f"data.fold={fold}", *extra],
+                  {"status": "completed", "seed": 42, "test/enc2_auc": auc})  # fmt: skip
+        (runs / day / stamp / "checkpoints").mkdir()  # a run's own subfolders are not runs
+    report = write_report(runs)
+    assert sorted(job.name for job in report.jobs) == ["d1/t1", "d1/t2", "d2/t3"]
+    assert report.params == ["model.related_skills"] and report.repeats == ["data.fold"]
+    table = pd.read_csv(runs / "report.csv")
+    assert dict(zip(table["model.related_skills"].astype(str), table["n_runs"])) == {"32": 1, "-": 2}  # "-": not given
+    single = write_report(runs / "d1" / "t1", tmp_path / "one")
+    assert [job.name for job in single.jobs] == ["t1"] and single.params == [] and single.repeats == []
+    assert "Swept: nothing; rows are configurations, values are one run per configuration" in (tmp_path / "one" / "report.md").read_text()
 
 
 def test_multirun_then_report(tmp_path):

@@ -31,7 +31,7 @@ from gainakt.run.summary import METRIC_KEYS
 # The issue-level numbers a sweep is read by; the test shares say how often encoder 2 calls a step
 # "not mastered" (mastery < theta; p < 0.5) beside how often encoder 1 predicts it wrong.
 MAIN_METRICS = ["test/enc1_auc", "test/enc2_auc", "val/enc1_auc", "val/enc2_auc", "val/gain_std", "val/gain_cv_skills", "theta",
-                "share_below_theta", "share_predicted_wrong", "share_predicted_wrong_enc1", "share_predicted_wrong_recalibrated"]
+                "share_below_theta", "share_predicted_wrong", "share_predicted_wrong_enc1", "share_predicted_wrong_recalibrated", "share_predicted_wrong_recalibrated_enc1"]
 NOT_METRICS = {"seed", "status", "run_dir", "error"}
 SEED_KEY = "seed"
 FOLD_KEY = "data.fold"
@@ -90,12 +90,26 @@ def _job_number(path: Path) -> tuple[int, str]:
     return (int(path.name), "") if path.name.isdigit() else (sys.maxsize, path.name)
 
 
+def _is_run(path: Path) -> bool:
+    return path.is_dir() and (RunFolder(path).overrides.parent.is_dir() or RunFolder(path).summary.is_file())
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The runs to report: a sweep's job folders (its subfolders holding a run); else the run
+    folders anywhere below it, as in ``outputs/runs/<date>/<time>_<id>``; else the folder itself
+    when it is one run."""
+    jobs = [p for p in sweep_dir.iterdir() if _is_run(p)]
+    if not jobs:
+        found = {p.parent for name in ("summary.json", ".hydra") for p in sweep_dir.rglob(name)}
+        jobs = [p for p in found if _is_run(p) and p != sweep_dir]
+    if not jobs and _is_run(sweep_dir):
+        jobs = [sweep_dir]
+    return jobs
+
+
 def load_jobs(sweep_dir: Path) -> tuple[list[Job], bool]:
-    """Every job folder (a subfolder with ``.hydra`` or ``summary.json``) plus expected jobs without one."""
-    folders = sorted(
-        (p for p in sweep_dir.iterdir() if p.is_dir() and (RunFolder(p).overrides.parent.is_dir() or RunFolder(p).summary.is_file())),
-        key=_job_number,
-    )
+    """Every job folder (:func:`job_folders`) plus the sweep's expected jobs without one."""
+    folders = sorted(job_folders(sweep_dir), key=lambda p: (_job_number(p), str(p)))
     expected = expected_jobs(sweep_dir)
     jobs = []
     for folder in folders:
@@ -105,7 +119,8 @@ def load_jobs(sweep_dir: Path) -> tuple[list[Job], bool]:
             overrides = parse_overrides(yaml.safe_load(overrides_file.read_text()) or [])
         if not overrides and expected is not None and folder.name.isdigit() and int(folder.name) < len(expected):
             overrides = expected[int(folder.name)]
-        job = Job(name=folder.name, overrides=overrides)
+        job = Job(name=folder.name if folder.parent == sweep_dir or folder == sweep_dir else str(folder.relative_to(sweep_dir)),
+                  overrides=overrides)  # fmt: skip
         summary_file = RunFolder(folder).summary
         if not summary_file.is_file():
             job.problem = "no summary.json (still running, killed, or crashed before writing it)"
@@ -184,7 +199,8 @@ def build_report(sweep_dir: Path) -> Report:
         raise GainAKTError(f"{sweep_dir}: not a folder (expected a multirun folder holding job folders 0, 1, ...)")
     jobs, expected_known = load_jobs(sweep_dir)
     if not jobs:
-        raise GainAKTError(f"{sweep_dir}: no job folders found (expected subfolders with .hydra/ or summary.json)")
+        raise GainAKTError(f"{sweep_dir}: no run found (expected a multirun folder, a folder of run folders or a run folder: "
+                           "folders with .hydra/ or summary.json)")
     keys = swept_keys(jobs)
     params = [k for k in keys if k not in REPEAT_KEYS]
     metrics = metric_names(jobs)
@@ -211,7 +227,7 @@ def render_markdown(report: Report, sweep_dir: Path, plots: list[str]) -> str:
     out.write(f"# Sweep report\n\nFolder: `{sweep_dir}`\n\n")
     out.write(f"{len(report.jobs)} jobs: {done} completed, {len(failed)} failed or missing.\n")
     over = " and ".join({"seed": "seeds", FOLD_KEY: "folds (data.fold)"}[k] for k in report.repeats)
-    swept = ", ".join(f"`{p}`" for p in report.params) or f"nothing but the {over or 'seed'}"
+    swept = ", ".join(f"`{p}`" for p in report.params) or (f"nothing but the {over}" if over else "nothing")
     values = f"mean ± std over {over}" if over else "one run per configuration (neither seed nor data.fold swept)"
     out.write(f"Swept: {swept}; rows are configurations, values are {values}; `runs` counts them.\n")
     for note in report.notes:
