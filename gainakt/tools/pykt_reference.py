@@ -39,7 +39,9 @@ from gainakt.errors import GainAKTError
 from gainakt.run.config import compose_config
 from gainakt.run.config_check import check_config, config_errors
 from gainakt.run.lifecycle import EXIT_CODES
-from gainakt.verification.checks import accuracy, auc, share_predicted_wrong, share_predicted_wrong_recalibrated
+from gainakt.verification.checks import (
+    accuracy, auc, or_none, share_predicted_wrong, share_predicted_wrong_recalibrated,
+)  # fmt: skip
 
 
 def load_pykt_class(module: str, name: str) -> type:
@@ -85,7 +87,8 @@ def score_test_split(model: torch.nn.Module, loader, val_loader) -> dict[str, fl
     val_prob, val_label = predict(model, val_loader)
     return {"test_auc": auc(prob, label), "test_acc": accuracy(prob, label),
             "test_share_predicted_wrong": share_predicted_wrong(prob), "test_share_correct": float(label.mean()),
-            "test_share_predicted_wrong_recalibrated": share_predicted_wrong_recalibrated(val_prob, val_label, prob),
+            "test_share_predicted_wrong_recalibrated": or_none(
+                lambda: share_predicted_wrong_recalibrated(val_prob, val_label, prob)),  # null where no fit converges
             "val_mean_prob": float(val_prob.mean()), "val_share_correct": float(val_label.mean())}  # fmt: skip
 
 

@@ -216,22 +216,29 @@ def share_predicted_wrong(prob: np.ndarray) -> float:
     return float(np.mean(np.asarray(prob) < 0.5))
 
 
-def platt_scaling(prob: np.ndarray, label: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+def platt_scaling(prob: np.ndarray, label: np.ndarray, iterations: int = 100) -> tuple[float, float]:
     """(a, b) of the recalibration sigmoid(a * logit(p) + b) that minimises the log loss on these
     rows (Platt scaling): a < 1 says the model spreads its predictions too far, b > 0 that it
-    predicts too low. Newton's method on the two-parameter logistic regression (convex)."""
+    predicts too low. Newton's method on the two-parameter logistic regression (convex), each step
+    halved until the loss falls, so extreme probabilities cannot make it overshoot."""
     prob, label = np.asarray(prob, dtype=np.float64), np.asarray(label, dtype=np.float64)
     if len(label) == 0 or label.min() == label.max():
         raise NotComputable("needs right and wrong answers")
-    z = _logit(prob)
-    x = np.stack([z, np.ones_like(z)], 1)
-    ab = np.array([1.0, 0.0])
+    x = np.stack([_logit(prob), np.ones(len(prob))], 1)
+
+    def loss(ab: np.ndarray) -> float:  # mean log loss, computed stably from the logits
+        logit = x @ ab
+        return float(np.mean(np.logaddexp(0.0, logit) - label * logit))
+
+    ab, current = np.array([1.0, 0.0]), loss(np.array([1.0, 0.0]))
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(x @ ab)))
-        hessian = (x * (p * (1.0 - p))[:, None]).T @ x
-        step = np.linalg.solve(hessian + 1e-9 * np.eye(2), x.T @ (p - label))
-        ab -= step
-        if np.abs(step).max() < 1e-10:
+        hessian = (x * (p * (1.0 - p))[:, None]).T @ x / len(p)
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(2), x.T @ (p - label) / len(p))
+        while loss(ab - step) > current and np.abs(step).max() > 1e-12:
+            step = step / 2.0
+        ab, previous, current = ab - step, current, loss(ab - step)
+        if previous - current < 1e-13 and np.abs(step).max() < 1e-8:
             return float(ab[0]), float(ab[1])
     # e.g. rows a threshold separates perfectly: the slope grows without bound
     raise NotComputable(f"Platt scaling did not converge in {iterations} Newton steps")
