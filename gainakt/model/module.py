@@ -29,6 +29,7 @@ OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 PER_ENCODER_MONITOR = "val/per_encoder_auc"  # the mean of each encoder's best validation AUC so far
 # Architecture options younger than the first checkpoints, each with the value that turns it off: a
 # checkpoint saved before an option existed holds the network without it, so it loads with that value.
+# (The guess and slip values only complete the signature: under response=threshold they build nothing.)
 ADDED_ARCHITECTURE = {
     "response": "threshold", "guess_init": 0.25, "slip_init": 0.1, "guess_max": 0.5, "slip_max": 0.5,
     "learn_offset": False, "learn_temperature": False, "recency_enc1": "none", "recency_enc2": "none",

@@ -119,8 +119,7 @@ def load_jobs(sweep_dir: Path) -> tuple[list[Job], bool]:
             overrides = parse_overrides(yaml.safe_load(overrides_file.read_text()) or [])
         if not overrides and expected is not None and folder.name.isdigit() and int(folder.name) < len(expected):
             overrides = expected[int(folder.name)]
-        job = Job(name=folder.name if folder.parent == sweep_dir or folder == sweep_dir else str(folder.relative_to(sweep_dir)),
-                  overrides=overrides)  # fmt: skip
+        job = Job(name=folder.name if folder == sweep_dir else str(folder.relative_to(sweep_dir)), overrides=overrides)
         summary_file = RunFolder(folder).summary
         if not summary_file.is_file():
             job.problem = "no summary.json (still running, killed, or crashed before writing it)"

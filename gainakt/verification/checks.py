@@ -235,9 +235,11 @@ def platt_scaling(prob: np.ndarray, label: np.ndarray, iterations: int = 100) ->
         p = 1.0 / (1.0 + np.exp(-(x @ ab)))
         hessian = (x * (p * (1.0 - p))[:, None]).T @ x / len(p)
         step = np.linalg.solve(hessian + 1e-12 * np.eye(2), x.T @ (p - label) / len(p))
-        while loss(ab - step) > current and np.abs(step).max() > 1e-12:
+        trial = loss(ab - step)
+        while trial > current and np.abs(step).max() > 1e-12:
             step = step / 2.0
-        ab, previous, current = ab - step, current, loss(ab - step)
+            trial = loss(ab - step)
+        ab, previous, current = ab - step, current, trial
         if previous - current < 1e-13 and np.abs(step).max() < 1e-8:
             return float(ab[0]), float(ab[1])
     # e.g. rows a threshold separates perfectly: the slope grows without bound
