@@ -232,7 +232,7 @@ def platt_scaling(prob: np.ndarray, label: np.ndarray, iterations: int = 100) ->
 
     ab, current = np.array([1.0, 0.0]), loss(np.array([1.0, 0.0]))
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(x @ ab)))
+        p = _sigmoid(x @ ab)
         hessian = (x * (p * (1.0 - p))[:, None]).T @ x / len(p)
         step = np.linalg.solve(hessian + 1e-12 * np.eye(2), x.T @ (p - label) / len(p))
         trial = loss(ab - step)
@@ -253,12 +253,16 @@ def share_predicted_wrong_recalibrated(fit_prob: np.ndarray, fit_label: np.ndarr
     low near 0.5 on every ASSISTments 2015 fold), so this reads a model's share beside another's on
     an equal footing. A statistic only: no prediction is changed."""
     a, b = platt_scaling(fit_prob, fit_label)
-    return share_predicted_wrong(1.0 / (1.0 + np.exp(-(a * _logit(np.asarray(prob, dtype=np.float64)) + b))))
+    return share_predicted_wrong(_sigmoid(a * _logit(np.asarray(prob, dtype=np.float64)) + b))
 
 
 def _logit(prob: np.ndarray) -> np.ndarray:
     prob = np.clip(prob, 1e-7, 1.0 - 1e-7)
     return np.log(prob / (1.0 - prob))
+
+
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def accuracy(prob: np.ndarray, label: np.ndarray) -> float:
