@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     def interrupted() -> tuple[dict[str, Any], str]:
         if trainer is None:
             return {}, f"interrupted before training started; start again with resume={folder.root}"
-        done = trainer.current_epoch  # epochs completed: metrics.csv holds epochs 0 .. done-1
+        done = epochs_run(trainer)  # metrics.csv holds epochs 0 .. done-1
         held = {0: "", 1: "epoch 0"}.get(done, f"epochs 0-{done - 1}")
         saved = f"{folder.last_ckpt.name} holds {held}" if done else "no epoch was completed"
         return {"epochs_run": done}, (f"interrupted in epoch {done}: {saved}; resume={folder.root} trains epoch "
@@ -78,7 +78,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer = build(cfg.trainer, callbacks=callbacks, logger=build_all(cfg.logger), plugins=[AtomicCheckpointIO()])
 
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        run.summary["epochs_run"] = trainer.current_epoch
+        epochs = epochs_run(trainer)
+        run.summary["epochs_run"] = epochs
         throughput = _find(callbacks, Throughput)
         if throughput is not None:  # totals over every part of a resumed run
             run.summary.update(train_seconds=throughput.train_seconds,
@@ -94,10 +95,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if verification is not None:  # the same weights, device and precision, through the predict loop
             run.summary.update(verification.run(trainer, model, datamodule, ckpt_path=best_path) or {})
         # The epochs tested: those best.ckpt holds (whatever its monitor), else the last one trained.
-        held = checkpoint.best_epochs() if best_path else dict.fromkeys(ENCODERS, trainer.current_epoch - 1)
+        held = checkpoint.best_epochs() if best_path else dict.fromkeys(ENCODERS, epochs - 1)
         if folder.metrics_csv.is_file():
             run.summary.update(held_epoch_values(read_epoch_rows(folder.metrics_csv), held))
     return run.summary
+
+
+def epochs_run(trainer: L.Trainer) -> int:
+    """Epochs trained and validated: the rows of metrics.csv. Not ``trainer.current_epoch``: a resumed
+    run stopped by a limit it had already spent (``max_time``, ``max_steps``) ends before Lightning
+    counts the checkpoint's last epoch as completed, so that would be one short."""
+    return trainer.fit_loop.epoch_progress.current.processed
 
 
 prepare_process()  # here, not under __main__: sweep launchers import this module in fresh processes

@@ -49,6 +49,17 @@ def test_resumed_run_matches_uninterrupted_run(tmp_path):
     assert _metrics(part) == _metrics(whole)
 
 
+def test_resume_with_its_limit_already_spent_counts_every_epoch_run(tmp_path):
+    # A run stopped by a limit it has already reached when resumed (max_time, here max_steps) trains
+    # nothing more; its summary must still count the epochs metrics.csv holds.
+    run = tmp_path / "run"
+    first = train(run_config(run, [*STEADY, "trainer.max_epochs=2"]))
+    resumed = train(run_config(run, [*STEADY, "trainer.max_epochs=4", "+trainer.max_steps=6",
+                                     f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]))  # fmt: skip
+    assert first["epochs_run"] == resumed["epochs_run"] == len(_epoch_rows(run)) - 1 == 2
+    assert _metrics(run) == {k: first[k] for k in METRIC_KEYS}
+
+
 def test_same_seed_gives_identical_metrics(tmp_path):
     first = train(run_config(tmp_path / "a", ["trainer.max_epochs=2"]))
     second = train(run_config(tmp_path / "b", ["trainer.max_epochs=2"]))
