@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from gainakt.model.accumulation import (
     accumulate_reference,
     accumulate_scattered,
     last_practice,
+    practice_gap,
     scatter_gains,
     skill_multi_hot,
 )
@@ -95,6 +98,17 @@ def test_last_practice_finds_the_latest_past_answer_to_each_skill(num_skills):
     assert torch.allclose(recency, expected_recency)
 
 
+def test_practice_gap_is_minus_log_one_plus_the_steps_since():
+    skills = torch.tensor([[[0], [1], [1], [2], [0], [-1]]])
+    responses = torch.tensor([[1, 0, 1, 1, 0, 0]])
+    targets = torch.tensor([[[1], [1], [0], [0], [0], [3]]])  # the skill of each step's next question
+    _, recency = last_practice(skills, responses, targets, 4)
+    # step 0: skill 1 never practised (0); 1: practised at step 1 (0 steps since); 2: skill 0 last at
+    # step 0 (2 since); 3: 3 since; 4: practised at step 4 (0 since); 5: skill 3 never practised
+    expected = -torch.tensor([[[0.0], [0.0], [math.log(3)], [math.log(4)], [0.0], [0.0]]])
+    assert torch.allclose(practice_gap(recency), expected)
+
+
 @pytest.mark.parametrize("accumulate", ["practiced", "all"])
 @pytest.mark.parametrize("gains", ["per_skill", "scalar"])
 def test_mastery_is_monotone_for_every_skill(accumulate, gains):
@@ -129,7 +143,7 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
                    response_ability=response_ability, skill_ability=response_ability, retriever=response_ability,
                    skill_recency=response_ability, history_enc1=response_ability,
                    related_skills=3 if response_ability else 0, recent_ability=0.2 if response_ability else 0.0,
-                   recurrent_enc1=8 if response_ability else 0, skill_readout=accumulate == "practiced").eval()  # fmt: skip
+                   skill_forgetting=response_ability, recurrent_enc1=8 if response_ability else 0, skill_readout=accumulate == "practiced").eval()  # fmt: skip
     _assert_causal(net)
 
 
@@ -139,7 +153,7 @@ def test_predictions_never_see_future_responses_with_many_skills():
     torch.manual_seed(0)
     net = make_net(num_skills=500, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
                    history_enc1=True, skill_ability=True, skill_recency=True, related_skills=3,
-                   recent_ability=0.2).eval()  # fmt: skip
+                   recent_ability=0.2, skill_forgetting=True).eval()  # fmt: skip
     _assert_causal(net)
 
 

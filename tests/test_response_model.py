@@ -26,6 +26,7 @@ def _net(response: str, **options):
     options.setdefault("skill_recency", False)
     options.setdefault("related_skills", 0)
     options.setdefault("recent_ability", 0.0)
+    options.setdefault("skill_forgetting", False)
     return make_net(num_skills=C, d_model=8, n_heads=2, n_blocks=1, d_ff=8, response=response, **options)
 
 
@@ -48,18 +49,22 @@ def _grid_probability(
     skill_recency: torch.Tensor | None = None,
     related: torch.Tensor | None = None,
     recent: torch.Tensor | None = None,
+    forgetting: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """p on a fine grid of mastery values for questions with skill sets ``skills`` ([Q, K])."""
     m = torch.linspace(0.0, 1.0, 401)
     grid = m[:, None, None].expand(-1, *skills.shape)  # [M, Q, K]: every skill of the question at m
     ability, recent = (None if e is None else e.expand(len(m), -1) for e in (ability, recent))
-    per_skill = [None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency, related)]
+    skill_ability, skill_recency, related, forgetting = (
+        None if e is None else e.expand(len(m), -1, -1) for e in (skill_ability, skill_recency, related, forgetting))
     with torch.no_grad():
-        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, *per_skill, recent))
+        p = torch.sigmoid(net.response_logit(grid, skills.expand(len(m), -1, -1), ability, skill_ability, skill_recency,
+                                             related, recent, forgetting))  # fmt: skip
     return m, p
 
 
-# (response, response_ability, the per-skill record: skill_ability, skill_recency, related_skills and recent_ability)
+# (response, response_ability, the per-skill record: skill_ability, skill_recency, related_skills, recent_ability
+# and skill_forgetting)
 FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
 
 
@@ -68,7 +73,7 @@ FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), (
 def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
     net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability,
                skill_recency=skill_ability, related_skills=2 if skill_ability else 0,
-               recent_ability=0.1 if skill_ability else 0.0)  # fmt: skip
+               recent_ability=0.1 if skill_ability else 0.0, skill_forgetting=skill_ability)  # fmt: skip
     _scramble(net, scale=3.0)
     skills = torch.tensor([[0, -1], [1, -1], [2, 3], [4, 0]])
     ability = torch.tensor([0.0, 0.0, 2.5, -3.0]) if response_ability else None
@@ -76,7 +81,8 @@ def test_probability_is_monotone_in_mastery(response, response_ability, skill_ab
     recency = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, -0.5], [-1.0, 0.25]])
     related = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [-2.0, 0.5], [0.7, 3.0]])
     recent = None if per_skill is None else torch.tensor([0.0, 0.0, -0.6, 0.4])
-    _, p = _grid_probability(net, skills, ability, per_skill, recency, related, recent)
+    gap = None if per_skill is None else torch.tensor([[0.0, 0.0], [0.0, 0.0], [-1.1, 0.0], [-2.3, -0.7]])
+    _, p = _grid_probability(net, skills, ability, per_skill, recency, related, recent, gap)
     assert (p[1:] - p[:-1] >= -1e-6).all()
     assert (p[-1] - p[0] > 0.05).all(), "p does not depend on mastery"
     if response == "guess_slip":  # p spans (g, 1 - s): a floor and a ceiling below 1 (questions 0, 1: no evidence)
@@ -131,13 +137,14 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related", "recent"])
+@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related", "recent", "forgetting"])
 def test_ability_raises_the_guess_and_lowers_the_slip(which):
     """Each piece of the student's record (overall, on the skill, the skill's last answer, on
-    related skills, recent answers beyond expectation) raises the guess and lowers the slip as it rises."""
+    related skills, recent answers beyond expectation, the practice gap's -log(1 + steps since))
+    raises the guess and lowers the slip as it rises: a longer gap lowers p."""
     net = _net("guess_slip", response_ability=which == "ability", skill_ability=which == "skill_ability",
                skill_recency=which == "skill_recency", related_skills=2 if which == "related" else 0,
-               recent_ability=0.1 if which == "recent" else 0.0)  # fmt: skip
+               recent_ability=0.1 if which == "recent" else 0.0, skill_forgetting=which == "forgetting")  # fmt: skip
     skills = torch.zeros(3, 1, dtype=torch.long)
     ability = torch.tensor([-1.0, 0.0, 1.0])
     given = {which: ability if which in ("ability", "recent") else ability[:, None]}
@@ -264,16 +271,18 @@ def test_guess_and_slip_settings_are_checked(name, value, says):
 
 
 @pytest.mark.parametrize(("name", "on", "off"), [("skill_ability", "true", "false"), ("skill_recency", "true", "false"),
-                                               ("related_skills", "8", "0"), ("recent_ability", "0.1", "0")])  # fmt: skip
+                                               ("related_skills", "8", "0"), ("recent_ability", "0.1", "0"),
+                                               ("skill_forgetting", "true", "false")])  # fmt: skip
 def test_the_per_skill_record_needs_the_guess_slip_form(name, on, off):
     cfg = compose_config("config", ["model.response=threshold", "model.response_ability=false", "model.skill_ability=false",
                                     "model.skill_recency=false", "model.related_skills=0", "model.recent_ability=0",
-                                    f"model.{name}={on}"])  # fmt: skip
+                                    "model.skill_forgetting=false", f"model.{name}={on}"])  # fmt: skip
     says = f"model.{name}={on} needs model.response=guess_slip (it moves the guess and slip); "
     with pytest.raises(ConfigError, match=re_escape(says + f"with model.response=threshold add model.{name}={off}")):
         check_values(cfg)
     with pytest.raises(ValueError, match=re_escape(f"{name}={on} needs response=guess_slip")):
-        options = dict(response_ability=False, skill_ability=False, skill_recency=False, related_skills=0, recent_ability=0.0)
+        options = dict(response_ability=False, skill_ability=False, skill_recency=False, related_skills=0, recent_ability=0.0,
+                       skill_forgetting=False)  # fmt: skip
         value = int(on) if on.isdigit() else float(on) if on[0].isdigit() else True
         make_net(num_skills=C, response="threshold", **{**options, name: value})
 

@@ -85,6 +85,7 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert (params["skill_recency_weight"] is not None) == ("Last answer to each of the question's skills" in text)
     assert (params["related_weight"] is not None) == ("Record on related skills" in text)
     assert (params["recent_ability_weight"] is not None) == ("Recent answers beyond each skill's expected share" in text)
+    assert (params["skill_forgetting_weight"] is not None) == ("Practice gap of each of the question's skills" in text)
     assert params["expected"] is None or (len(params["expected"]) == 6 and all(0 < e < 1 for e in params["expected"]))
     for name in ("mastery_curves", "gain_distribution", "gain_by_response", "training_curves", "learned_vs_true_rates"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
@@ -163,7 +164,7 @@ def test_trajectories_cover_every_scored_interaction(tiny_config, tmp_path):
     # without the running abilities, p depends on the row's mastery and skill alone
     module = make_module(dm.num_skills, dm.num_train_students, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
                          response_ability=False, skill_ability=False, skill_recency=False, related_skills=0,
-                         recent_ability=0.0)
+                         recent_ability=0.0, skill_forgetting=False)
     net = module.net
     rows = _predict_rows(module, dm, tmp_path / "a")
     for split in ("val", "test"):

@@ -119,6 +119,14 @@ def last_practice(
     return last, recency
 
 
+def practice_gap(recency: torch.Tensor) -> torch.Tensor:
+    """-log(1 + steps since a skill was last practised), from :func:`last_practice`'s recency: 0 when
+    step t practised it, more negative the more questions on other skills came since, and 0 for a
+    skill never practised (its first question is answered like one just practised). The log: each
+    further step away matters less."""
+    return torch.where(recency > 0, recency.clamp_min(1e-12).log(), torch.zeros_like(recency))
+
+
 def accumulate_reference(gains: torch.Tensor, practiced: torch.Tensor | None = None) -> torch.Tensor:
     """The original code's loop: copy the state at every step and add that step's gains."""
     state = torch.zeros_like(gains[:, 0])

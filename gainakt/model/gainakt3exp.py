@@ -19,6 +19,7 @@ from gainakt.model.accumulation import (
     accumulate_dense_at,
     accumulate_practised,
     last_practice,
+    practice_gap,
     scatter_gains,
 )
 from gainakt.model.dropout import Dropout
@@ -56,13 +57,13 @@ ENCODER1_MODULES = (
 CURVE_PARAMETERS = (
     "beta_raw", "saturation_raw", "gamma_raw", "theta", "offset", "log_temperature", "guess_raw", "slip_raw",
     "ability_weight_raw", "skill_ability_weight_raw", "skill_recency_weight_raw", "related_weight_raw",
-    "recent_ability_weight_raw", "expected_raw",
+    "recent_ability_weight_raw", "expected_raw", "skill_forgetting_weight_raw",
 )  # fmt: skip
 
 # The (w_guess, w_slip) properties of the record terms, in the order parameters.json and
 # verification.md list them (None where the option is off).
 RECORD_WEIGHTS = ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight",
-                  "recent_ability_weight")
+                  "recent_ability_weight", "skill_forgetting_weight")
 
 
 HISTORY_FEATURES = ("skill_ability", "ability", "skill_answered", "answered")
@@ -149,6 +150,7 @@ class GainAKT3Exp(nn.Module):
         skill_recency: bool,
         related_skills: int,
         recent_ability: float,
+        skill_forgetting: bool,
         history_enc1: bool,
         recurrent_enc1: int,
     ) -> None:
@@ -233,7 +235,7 @@ class GainAKT3Exp(nn.Module):
             raise ValueError(f"recent_ability={recent_ability}: expected a recency weight in [0, 1) (0: off)")
         for name, on in (("response_ability", response_ability), ("skill_ability", skill_ability),
                          ("skill_recency", skill_recency), ("related_skills", related_skills),
-                         ("recent_ability", recent_ability)):  # fmt: skip
+                         ("recent_ability", recent_ability), ("skill_forgetting", skill_forgetting)):  # fmt: skip
             if on and response != "guess_slip":
                 shown = "true" if on is True else on
                 raise ValueError(f"{name}={shown} needs response=guess_slip (it moves the guess and slip)")
@@ -251,6 +253,11 @@ class GainAKT3Exp(nn.Module):
         if recent_ability:
             self.recent_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5)))
             self.expected_raw = nn.Parameter(torch.zeros(num_skills))
+        # Forgetting of what was shown, not of what was learned: a skill practised before, with other
+        # questions since, is answered right less often than its mastery says (ASSISTments 2015: 0.65
+        # right where encoder 2 predicted 0.75). Mastery stays monotone; the gap moves guess and slip.
+        self.skill_forgetting_weight_raw = (nn.Parameter(torch.full((2,), _softplus_inverse(0.5)))
+                                            if skill_forgetting else None)  # fmt: skip
         offsets = torch.full((num_skills,), float(offset))
         if learn_offset:
             self.offset = nn.Parameter(offsets)
@@ -367,6 +374,12 @@ class GainAKT3Exp(nn.Module):
         return None if self.recent_ability_weight_raw is None else nn.functional.softplus(self.recent_ability_weight_raw)
 
     @property
+    def skill_forgetting_weight(self) -> torch.Tensor | None:
+        """(w_guess, w_slip) >= 0 of the practice gap of each skill, or None without ``skill_forgetting``."""
+        raw = self.skill_forgetting_weight_raw
+        return None if raw is None else nn.functional.softplus(raw)
+
+    @property
     def expected(self) -> torch.Tensor | None:
         """Per skill, the share of right answers the recent record is measured from (``recent_ability``)."""
         return None if self.expected_raw is None else torch.sigmoid(self.expected_raw)
@@ -411,6 +424,7 @@ class GainAKT3Exp(nn.Module):
         skill_recency: torch.Tensor | None = None,
         related: torch.Tensor | None = None,
         recent: torch.Tensor | None = None,
+        forgetting: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logit of a correct answer to a question with skill ids ``skills`` ([..., K], -1 empty)
         from its skills' mastery ([..., K]): aggregated (``aggregate``), then the response model.
@@ -423,7 +437,9 @@ class GainAKT3Exp(nn.Module):
         ``skill_recency`` also with ``skill_recency`` ([..., K], the last answer to that skill, +1 or
         -1, times 1 / (1 + steps since); 0 if none), by two more; with ``related_skills`` also with
         ``related`` ([..., K], the record on related skills, :meth:`related_record`), by two more;
-        with ``recent_ability`` also with ``recent`` ([...], :meth:`recent_record`), by two more.
+        with ``recent_ability`` also with ``recent`` ([...], :meth:`recent_record`), by two more;
+        with ``skill_forgetting`` also with ``forgetting`` ([..., K], :func:`practice_gap`, <= 0: a
+        longer gap lowers p), by two more.
         Mastery alone still decides "mastered": none of these changes where p crosses its midpoint
         between g and 1 - s.
         """
@@ -438,7 +454,7 @@ class GainAKT3Exp(nn.Module):
                 guess_raw = guess_raw + weight[0] * evidence[..., None]
                 slip_raw = slip_raw - weight[1] * evidence[..., None]
         for weight, evidence in ((self.skill_ability_weight, skill_ability), (self.skill_recency_weight, skill_recency),
-                                 (self.related_weight, related)):  # fmt: skip
+                                 (self.related_weight, related), (self.skill_forgetting_weight, forgetting)):  # fmt: skip
             if weight is not None and evidence is not None:
                 guess_raw = guess_raw + weight[0] * evidence
                 slip_raw = slip_raw - weight[1] * evidence
@@ -551,13 +567,16 @@ class GainAKT3Exp(nn.Module):
             ep = self.effective_practice(gain, gains_all, skills, targets, inclusive=True)[:, 1:]
         m = self.skill_mastery(ep, nxt, student)
         skill_ability = None if self.skill_ability_weight_raw is None else laplace_logit(*record)[:, :-1]
-        skill_recency = None
-        if self.skill_recency_weight_raw is not None:
+        skill_recency = forgetting = None
+        if self.skill_recency_weight_raw is not None or self.skill_forgetting_weight_raw is not None:
             last, recency = last_practice(skills, responses, next_targets, self.num_skills)
-            skill_recency = (last * recency)[:, :-1]
+            if self.skill_recency_weight_raw is not None:
+                skill_recency = (last * recency)[:, :-1]
+            if self.skill_forgetting_weight_raw is not None:
+                forgetting = practice_gap(recency)[:, :-1]
         related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
         recent = None if self.expected_raw is None else self.recent_record(skills, responses)[:, :-1]
-        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related, recent)
+        enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related, recent, forgetting)
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all,
                            waviness=waviness)
 

@@ -82,6 +82,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.skill_recency": _BOOL,
     "model.related_skills": _int(0),
     "model.recent_ability": _number(0.0, 1.0),
+    "model.skill_forgetting": _BOOL,
     "model.retriever": _BOOL,
     "model.history_enc1": _BOOL,
     "model.recurrent_enc1": _int(0),
@@ -131,7 +132,7 @@ def check_values(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model.response") == "guess_slip" and theta in (0, 1):
         raise ConfigError(f"model.theta_init={theta}: model.response=guess_slip learns theta strictly inside (0, 1)")
     for name, off in (("response_ability", "false"), ("skill_ability", "false"), ("skill_recency", "false"),
-                      ("related_skills", "0"), ("recent_ability", "0")):  # fmt: skip
+                      ("related_skills", "0"), ("recent_ability", "0"), ("skill_forgetting", "false")):  # fmt: skip
         value = OmegaConf.select(cfg, f"model.{name}")
         if value and OmegaConf.select(cfg, "model.response") == "threshold":
             shown = "true" if value is True else value

@@ -90,6 +90,8 @@ _RECORD_TERMS = {
                              "unit"),
     "related_weight": ("Record on related skills (every skill's running ability through the learned relation)", "unit"),
     "recent_ability_weight": ("Recent answers beyond each skill's expected share (weighted by recency)", "unit"),
+    "skill_forgetting_weight": ("Practice gap of each of the question's skills (-log(1 + questions on other skills "
+                                "since it was last practised); a longer gap lowers p)", "unit"),
 }
 
 
