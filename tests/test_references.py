@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from gainakt.tools.pykt_reference import next_step, score_test_split
+from gainakt.tools.pykt_reference import next_step, predict, score_test_split
 from tests.conftest import run_cli
 
 
@@ -49,7 +49,7 @@ class SkillRate(torch.nn.Module):
 
 def test_the_test_split_is_scored_with_the_statistics_gainakt_reports_for_its_encoders():
     # scored steps: skills 1, 4, 0 -> p 0.25, 1.0, 0.0 against answers 0, 1, 1
-    scores = score_test_split(SkillRate(), [BATCH], [BATCH])
+    scores = score_test_split(SkillRate(), [BATCH], predict(SkillRate(), [BATCH]))
     assert scores["test_share_predicted_wrong"] == pytest.approx(2 / 3)  # 0.25 and 0.0 are below 0.5
     assert scores["test_acc"] == pytest.approx(2 / 3)  # 0.0 calls a right answer wrong
     assert scores["test_auc"] == pytest.approx(0.5)  # one of the two right answers ranks above the wrong one

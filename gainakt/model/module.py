@@ -19,6 +19,7 @@ from gainakt.model.gainakt3exp import ENCODER1_MODULES, GainAKT3Exp, ModelOutput
 from gainakt.model.losses import gain_variance_loss, masked_bce, masked_mean, teacher_target, weighted_total
 from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.model.schedules import Schedule
+from gainakt.run.checkpoint_io import read_checkpoint
 from gainakt.verification.trajectories import BatchReadings, scored_rows
 
 ENCODERS = ("enc1", "enc2")
@@ -185,7 +186,7 @@ class GainAKTModule(L.LightningModule):
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> GainAKTModule:
         """Load a checkpoint of this or an older version: architecture options it does not record
         (:data:`ADDED_ARCHITECTURE`) take the value that turns them off, as the network it holds had them."""
-        saved = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        saved = read_checkpoint(path).get("hyper_parameters", {})
         older = {key: off for key, off in ADDED_ARCHITECTURE.items() if key not in saved}
         return cls.load_from_checkpoint(path, map_location=map_location, **older)
 

@@ -78,13 +78,14 @@ def predict(model: torch.nn.Module, loader) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(preds).numpy(), torch.cat(targets).numpy()
 
 
-def score_test_split(model: torch.nn.Module, loader, val_loader) -> dict[str, float]:
+def score_test_split(model: torch.nn.Module, loader, validation: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     """The test split scored as GainAKT scores its encoders: AUC, accuracy, and the share of steps
     predicted wrong (p < 0.5) beside the share answered right, so encoder 2's "not mastered" share
     reads beside a reference's; also that share recalibrated on the validation split, and the
-    validation split's mean prediction beside its share right (the bias the raw share carries)."""
+    validation split's mean prediction beside its share right (the bias the raw share carries).
+    ``validation``: the model's (prob, label) on the validation split, as :func:`predict` gives them."""
     prob, label = predict(model, loader)
-    val_prob, val_label = predict(model, val_loader)
+    val_prob, val_label = validation
     return {"test_auc": auc(prob, label), "test_acc": accuracy(prob, label),
             "test_share_predicted_wrong": share_predicted_wrong(prob), "test_share_correct": float(label.mean()),
             "test_share_predicted_wrong_recalibrated": or_none(
@@ -97,7 +98,7 @@ def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
     model = load_pykt_class("dkt", "DKT")(num_c=data.num_skills, emb_size=args.emb_size, dropout=args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader, val_loader = data.train_dataloader(), data.val_dataloader()
-    best = {"val_auc": -1.0, "epoch": -1, "state": None}
+    best = {"val_auc": -1.0, "epoch": -1, "state": None, "val": None}
     history = []
     for epoch in range(args.max_epochs):
         loader.batch_sampler.sampler.set_epoch(epoch)
@@ -110,17 +111,18 @@ def train(data: KTDataModule, args: argparse.Namespace) -> dict[str, Any]:
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
-        val_auc = auc(*predict(model, val_loader))
+        val = predict(model, val_loader)
+        val_auc = auc(*val)
         history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "val_auc": val_auc,
                         "seconds": time.perf_counter() - start})  # fmt: skip
         print(f"epoch {epoch}: val AUC {val_auc:.4f} ({history[-1]['seconds']:.0f} s)", file=sys.stderr, flush=True)
         if val_auc > best["val_auc"]:
-            best = {"val_auc": val_auc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            best = {"val_auc": val_auc, "epoch": epoch, "state": copy.deepcopy(model.state_dict()), "val": val}
         elif epoch - best["epoch"] >= args.patience:
             break
     model.load_state_dict(best["state"])
     return {"best_epoch": best["epoch"], "epochs": len(history), "val_auc": best["val_auc"],
-            **score_test_split(model, data.test_dataloader(), val_loader), "history": history}  # fmt: skip
+            **score_test_split(model, data.test_dataloader(), best["val"]), "history": history}  # fmt: skip
 
 
 def main() -> None:
