@@ -90,6 +90,11 @@ def _softplus_inverse(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
+def _positive(raw: torch.Tensor | None) -> torch.Tensor | None:
+    """A parameter kept > 0 through softplus, or None where its option built none."""
+    return None if raw is None else nn.functional.softplus(raw)
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
@@ -351,33 +356,32 @@ class GainAKT3Exp(nn.Module):
     @property
     def ability_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0, or None without ``response_ability``."""
-        return None if self.ability_weight_raw is None else nn.functional.softplus(self.ability_weight_raw)
+        return _positive(self.ability_weight_raw)
 
     @property
     def skill_ability_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the per-skill running ability, or None without ``skill_ability``."""
-        return None if self.skill_ability_weight_raw is None else nn.functional.softplus(self.skill_ability_weight_raw)
+        return _positive(self.skill_ability_weight_raw)
 
     @property
     def skill_recency_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the last answer to each skill, or None without ``skill_recency``."""
-        return None if self.skill_recency_weight_raw is None else nn.functional.softplus(self.skill_recency_weight_raw)
+        return _positive(self.skill_recency_weight_raw)
 
     @property
     def related_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the record on related skills, or None without ``related_skills``."""
-        return None if self.related_weight_raw is None else nn.functional.softplus(self.related_weight_raw)
+        return _positive(self.related_weight_raw)
 
     @property
     def recent_ability_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the recent answers beyond expectation, or None without ``recent_ability``."""
-        return None if self.recent_ability_weight_raw is None else nn.functional.softplus(self.recent_ability_weight_raw)
+        return _positive(self.recent_ability_weight_raw)
 
     @property
     def skill_forgetting_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the practice gap of each skill, or None without ``skill_forgetting``."""
-        raw = self.skill_forgetting_weight_raw
-        return None if raw is None else nn.functional.softplus(raw)
+        return _positive(self.skill_forgetting_weight_raw)
 
     @property
     def expected(self) -> torch.Tensor | None:
@@ -464,7 +468,7 @@ class GainAKT3Exp(nn.Module):
 
     @property
     def gamma(self) -> torch.Tensor | None:
-        return None if self.gamma_raw is None else nn.functional.softplus(self.gamma_raw)
+        return _positive(self.gamma_raw)
 
     def student_gamma(self, student: torch.Tensor) -> torch.Tensor:
         """gamma per batch row: learned for training students, their mean for unseen ones (-1)."""

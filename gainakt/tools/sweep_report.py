@@ -91,7 +91,8 @@ def _job_number(path: Path) -> tuple[int, str]:
 
 
 def _is_run(path: Path) -> bool:
-    return path.is_dir() and (RunFolder(path).overrides.parent.is_dir() or RunFolder(path).summary.is_file())
+    folder = RunFolder(path)
+    return path.is_dir() and (folder.overrides.parent.is_dir() or folder.summary.is_file())
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
