@@ -1,4 +1,4 @@
-"""How long a run trains is chosen by its dataset: the synthetic demo is short, real data trains as the field does."""
+"""How a run trains is chosen by its dataset: the synthetic demo is short, real data trains as the field does."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ def test_training_length_follows_the_dataset(overrides, max_epochs, patience):
 )
 def test_learning_rate_follows_the_dataset(overrides, lr):
     assert compose_config("config", overrides).optim.lr == pytest.approx(lr)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ability_in"),
+    [
+        ([], "guess_slip"),  # the demo: its simulator's answers follow mastery
+        (["data=assist2015"], "logit"),  # real data: a student in poor form can be predicted wrong at any mastery
+        (["data=custom"], "logit"),
+        (["data=assist2015", "model.ability_in=guess_slip"], "guess_slip"),  # the command line wins
+    ],
+)
+def test_where_the_student_terms_act_follows_the_dataset(overrides, ability_in):
+    assert compose_config("config", overrides).model.ability_in == ability_in
 
 
 def test_checkpoint_and_early_stopping_share_the_monitor():

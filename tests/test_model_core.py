@@ -149,11 +149,13 @@ def test_predictions_never_see_future_responses(accumulate, attention_bias, rece
 
 def test_predictions_never_see_future_responses_with_many_skills():
     """With many skills the student's record takes the pairwise path (accumulate_practised and
-    last_practice compare skill ids instead of a running sum over every skill): causal too."""
+    last_practice compare skill ids instead of a running sum over every skill): causal too. Here the
+    student-level terms act on the logit (real data's default); the test above has them in the guess
+    and slip (the model's default)."""
     torch.manual_seed(0)
     net = make_net(num_skills=500, num_students=3, d_model=16, n_heads=2, n_blocks=1, d_ff=16,
                    history_enc1=True, skill_ability=True, skill_recency=True, related_skills=3,
-                   recent_ability=0.2, skill_forgetting=True).eval()  # fmt: skip
+                   recent_ability=0.2, skill_forgetting=True, ability_in="logit").eval()  # fmt: skip
     _assert_causal(net)
 
 

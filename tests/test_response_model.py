@@ -64,14 +64,16 @@ def _grid_probability(
 
 
 # (response, response_ability, the per-skill record: skill_ability, skill_recency, related_skills, recent_ability
-# and skill_forgetting)
-FORMS = [(r, False, False) for r in RESPONSES] + [("guess_slip", True, False), ("guess_slip", True, True)]
+# and skill_forgetting, where the student-level terms act)
+FORMS = [(r, False, False, "guess_slip") for r in RESPONSES] + [
+    ("guess_slip", True, skill, where) for skill in (False, True) for where in CHOICES["ability_in"]]
 
 
-@pytest.mark.parametrize(("response", "response_ability", "skill_ability"), FORMS)
+@pytest.mark.parametrize(("response", "response_ability", "skill_ability", "ability_in"), FORMS)
 @pytest.mark.parametrize("aggregate", ["min", "mean"])
-def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, aggregate):
+def test_probability_is_monotone_in_mastery(response, response_ability, skill_ability, ability_in, aggregate):
     net = _net(response, aggregate=aggregate, response_ability=response_ability, skill_ability=skill_ability,
+               ability_in=ability_in,
                skill_recency=skill_ability, related_skills=2 if skill_ability else 0,
                recent_ability=0.1 if skill_ability else 0.0, skill_forgetting=skill_ability)  # fmt: skip
     _scramble(net, scale=3.0)
@@ -137,12 +139,15 @@ def test_theta_is_never_stuck_at_a_bound():
         assert stuck == (response == "threshold"), response
 
 
-@pytest.mark.parametrize("which", ["ability", "skill_ability", "skill_recency", "related", "recent", "forgetting"])
-def test_ability_raises_the_guess_and_lowers_the_slip(which):
+@pytest.mark.parametrize(("which", "ability_in"), [
+    *((which, where) for which in ("ability", "recent") for where in CHOICES["ability_in"]),
+    *((which, "guess_slip") for which in ("skill_ability", "skill_recency", "related", "forgetting"))])
+def test_ability_raises_the_guess_and_lowers_the_slip(which, ability_in):
     """Each piece of the student's record (overall, on the skill, the skill's last answer, on
     related skills, recent answers beyond expectation, the practice gap's -log(1 + steps since))
-    raises the guess and lowers the slip as it rises: a longer gap lowers p."""
-    net = _net("guess_slip", response_ability=which == "ability", skill_ability=which == "skill_ability",
+    raises p below and above the threshold as it rises (the guess and 1 - slip, or the logit of p
+    for the student-level terms with ability_in=logit): a longer gap lowers p."""
+    net = _net("guess_slip", ability_in=ability_in, response_ability=which == "ability", skill_ability=which == "skill_ability",
                skill_recency=which == "skill_recency", related_skills=2 if which == "related" else 0,
                recent_ability=0.1 if which == "recent" else 0.0, skill_forgetting=which == "forgetting")  # fmt: skip
     skills = torch.zeros(3, 1, dtype=torch.long)
@@ -155,6 +160,36 @@ def test_ability_raises_the_guess_and_lowers_the_slip(which):
         high = torch.sigmoid(net.response_logit(torch.ones(3, 1), skills, **given))
     assert (low[1:] > low[:-1]).all() and (high[1:] > high[:-1]).all()
     assert torch.allclose(low[1], net.guess[0], atol=1e-3)  # ability 0 (no evidence): the skill's own guess
+
+
+@pytest.mark.parametrize("ability_in", CHOICES["ability_in"])
+def test_only_ability_in_logit_can_predict_a_mastered_student_in_poor_form_wrong(ability_in):
+    """In the guess and slip, a student well above theta is predicted right with p >= 1 - slip_max
+    = 0.5 however poor their recent form (ASSISTments 2015: such steps are right about 40 % of
+    the time); added to the logit, poor enough form takes p below 0.5 at any mastery, and p stays
+    monotone in mastery."""
+    net = _net("guess_slip", ability_in=ability_in, response_ability=True, recent_ability=0.1)
+    with torch.no_grad():
+        net.theta.fill_(math.log(0.3 / 0.7))  # theta 0.3 (guess_slip learns its logit)
+        net.log_temperature.fill_(math.log(0.02))  # mastery 1 is far above theta: sigmoid((m - theta)/T) ~ 1
+    skills = torch.zeros(1, 1, dtype=torch.long)
+    poor = torch.tensor([-6.0])  # far below the skill's expected share
+    _, p = _grid_probability(net, skills, ability=poor, recent=poor)
+    assert (p[1:] - p[:-1] >= -1e-6).all()
+    mastered = float(p[-1, 0])
+    assert (mastered < 0.5) == (ability_in == "logit"), mastered
+
+
+@pytest.mark.parametrize("ability_in", CHOICES["ability_in"])
+def test_record_weights_name_what_each_term_moves(ability_in):
+    """parameters.json's labels: one logit weight for the student-level terms with ability_in=logit,
+    a guess and a slip weight otherwise and for the per-skill terms; None where a term is off."""
+    net = _net("guess_slip", ability_in=ability_in, response_ability=True, recent_ability=0.1, skill_ability=True)
+    weights = net.record_weights()
+    student = {"logit"} if ability_in == "logit" else {"guess", "slip"}
+    assert set(weights["ability_weight"]) == set(weights["recent_ability_weight"]) == student
+    assert set(weights["skill_ability_weight"]) == {"guess", "slip"} and weights["skill_recency_weight"] is None
+    assert all(w > 0 for term in ("ability_weight", "recent_ability_weight") for w in weights[term].values())
 
 
 def test_running_ability_counts_only_the_past_and_real_steps():

@@ -82,6 +82,8 @@ def test_run_folder_has_verification_outputs(trained_run):
     assert "encoder 1: steps with p < 0.5" in text
     for name, phrase in (("ability_weight", "all answers so far"), ("skill_ability_weight", "the answers to the question's skills")):
         assert (params[name] is not None) == (f"Running ability over {phrase}" in text), name
+    # the demo's ability_in=guess_slip: every record term carries a guess and a slip weight
+    assert set(params["ability_weight"]) == set(params["recent_ability_weight"]) == {"guess", "slip"}
     assert (params["skill_recency_weight"] is not None) == ("Last answer to each of the question's skills" in text)
     assert (params["related_weight"] is not None) == ("Record on related skills" in text)
     assert (params["recent_ability_weight"] is not None) == ("Recent answers beyond each skill's expected share" in text)
@@ -332,10 +334,11 @@ def test_verification_that_misses_windows_says_so(tiny_config, tmp_path):
     assert not (tmp_path / "verification.json").exists()
 
 
-@pytest.mark.parametrize("related", [None, {"guess": 0.25, "slip": 0.5}])
-def test_the_response_model_section_names_each_record_term_it_has(related):
+@pytest.mark.parametrize(("related", "ability"), [(None, {"guess": 1.0, "slip": 2.0}),
+                                                  ({"guess": 0.25, "slip": 0.5}, {"logit": 1.5})])
+def test_the_response_model_section_names_each_record_term_it_has(related, ability):
     """parameters.json's record weights reach verification.md's response-model section, the
-    record on related skills only when the option is on."""
+    record on related skills only when the option is on, each term by what it moves."""
     from pandas import DataFrame
 
     from gainakt.verification.writers import _response_lines, response_model
@@ -343,13 +346,16 @@ def test_the_response_model_section_names_each_record_term_it_has(related):
     rows = DataFrame({"split": ["test"] * 4, "mastery_before": [0.1, 0.5, 0.6, 0.9], "enc2_prob": [0.3, 0.6, 0.7, 0.9],
                       "enc1_prob": [0.2, 0.4, 0.7, 0.9]})
     params = {"theta": 0.55, "temperature": 0.1, "options": {"response": "guess_slip"}, "guess": [0.2], "slip": [0.1],
-              "ability_weight": {"guess": 1.0, "slip": 2.0}, "related_weight": related}  # fmt: skip
+              "ability_weight": ability, "related_weight": related}  # fmt: skip
     model = response_model(rows, params)
     text = "\n".join(_response_lines(model))
     assert ("related_weight" in model) == (related is not None)
     assert ("Record on related skills" in text) == (related is not None)
     if related is not None:
         assert "raises the guess logit by 0.2500 and lowers the slip logit by 0.5000" in text.split("Record on related")[1]
+    moves = ("raises the logit of p by 1.5000" if "logit" in ability
+             else "raises the guess logit by 1.0000 and lowers the slip logit by 2.0000")
+    assert f"Running ability over all answers so far: {moves}" in text
     assert model["share_below_theta"]["test"] == 0.5 and model["share_predicted_wrong"]["test"] == 0.25
     assert model["share_predicted_wrong_enc1"]["test"] == 0.5
     assert "share_predicted_wrong_recalibrated" not in model and "Recalibrated" not in text  # no validation rows to fit on

@@ -44,6 +44,7 @@ CHOICES = {
     "im_target": ("next", "current"),
     "aggregate": ("min", "mean"),
     "response": ("threshold", "guess_slip"),
+    "ability_in": ("guess_slip", "logit"),
     "recency_enc1": RECENCY,
     "recency_enc2": RECENCY,
 }
@@ -60,8 +61,8 @@ CURVE_PARAMETERS = (
     "recent_ability_weight_raw", "expected_raw", "skill_forgetting_weight_raw",
 )  # fmt: skip
 
-# The (w_guess, w_slip) properties of the record terms, in the order parameters.json and
-# verification.md list them (None where the option is off).
+# The (w_guess, w_slip) properties of the record terms ((w_logit,) for the student-level ones with
+# ability_in=logit), in the order parameters.json and verification.md list them (None where off).
 RECORD_WEIGHTS = ("ability_weight", "skill_ability_weight", "skill_recency_weight", "related_weight",
                   "recent_ability_weight", "skill_forgetting_weight")
 
@@ -151,6 +152,7 @@ class GainAKT3Exp(nn.Module):
         guess_max: float,
         slip_max: float,
         response_ability: bool,
+        ability_in: str,
         skill_ability: bool,
         skill_recency: bool,
         related_skills: int,
@@ -162,6 +164,7 @@ class GainAKT3Exp(nn.Module):
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
                         accumulate=accumulate, im_target=im_target, aggregate=aggregate, response=response,
+                        ability_in=ability_in,
                         recency_enc1=recency_enc1, recency_enc2=recency_enc2)  # fmt: skip
         for key, value in settings.items():
             if value not in CHOICES[key]:
@@ -187,6 +190,7 @@ class GainAKT3Exp(nn.Module):
         self.im_target = im_target
         self.aggregate = aggregate
         self.response = response
+        self.ability_in = ability_in
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
@@ -246,8 +250,13 @@ class GainAKT3Exp(nn.Module):
                 raise ValueError(f"{name}={shown} needs response=guess_slip (it moves the guess and slip)")
         # (w_guess, w_slip) >= 0: how far a student's running ability raises the guess and lowers the slip,
         # over all answers so far, over the answers to each of the question's own skills, and by the last
-        # answer to each of them weighted by how recent it was.
-        self.ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if response_ability else None
+        # answer to each of them weighted by how recent it was. The student-level terms (the running
+        # ability over all answers, the recent form) take one weight on the logit instead with
+        # ability_in=logit: in the guess and slip, slip <= slip_max keeps p >= (1 - slip_max) sigmoid(z)
+        # for a student above theta however poor their form.
+        student_size, student_init = (1, 1.0) if ability_in == "logit" else (2, 0.5)
+        self.ability_weight_raw = (nn.Parameter(torch.full((student_size,), _softplus_inverse(student_init)))
+                                   if response_ability else None)  # fmt: skip
         self.skill_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_ability else None
         self.skill_recency_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5))) if skill_recency else None
         # The recent answers beyond each skill's expected share (sigmoid(expected_raw), learned per
@@ -256,7 +265,7 @@ class GainAKT3Exp(nn.Module):
         self.recent_ability = recent_ability
         self.recent_ability_weight_raw = self.expected_raw = None
         if recent_ability:
-            self.recent_ability_weight_raw = nn.Parameter(torch.full((2,), _softplus_inverse(0.5)))
+            self.recent_ability_weight_raw = nn.Parameter(torch.full((student_size,), _softplus_inverse(student_init)))
             self.expected_raw = nn.Parameter(torch.zeros(num_skills))
         # Forgetting of what was shown, not of what was learned: a skill practised before, with other
         # questions since, is answered right less often than its mastery says (ASSISTments 2015: 0.65
@@ -355,7 +364,7 @@ class GainAKT3Exp(nn.Module):
 
     @property
     def ability_weight(self) -> torch.Tensor | None:
-        """(w_guess, w_slip) >= 0, or None without ``response_ability``."""
+        """(w_guess, w_slip) >= 0 (``ability_in=logit``: (w_logit,)), or None without ``response_ability``."""
         return _positive(self.ability_weight_raw)
 
     @property
@@ -375,13 +384,24 @@ class GainAKT3Exp(nn.Module):
 
     @property
     def recent_ability_weight(self) -> torch.Tensor | None:
-        """(w_guess, w_slip) >= 0 of the recent answers beyond expectation, or None without ``recent_ability``."""
+        """(w_guess, w_slip) >= 0 of the recent answers beyond expectation (``ability_in=logit``: (w_logit,)),
+        or None without ``recent_ability``."""
         return _positive(self.recent_ability_weight_raw)
 
     @property
     def skill_forgetting_weight(self) -> torch.Tensor | None:
         """(w_guess, w_slip) >= 0 of the practice gap of each skill, or None without ``skill_forgetting``."""
         return _positive(self.skill_forgetting_weight_raw)
+
+    def record_weights(self) -> dict[str, dict[str, float] | None]:
+        """Each record term's weights by what they move, {"guess": w, "slip": w} or {"logit": w}
+        (the student-level terms with ``ability_in=logit``); None where the option is off."""
+        out: dict[str, dict[str, float] | None] = {}
+        for name in RECORD_WEIGHTS:
+            weight = getattr(self, name)
+            labels = ("logit",) if weight is not None and weight.numel() == 1 else ("guess", "slip")
+            out[name] = None if weight is None else dict(zip(labels, weight.detach().tolist()))
+        return out
 
     @property
     def expected(self) -> torch.Tensor | None:
@@ -443,9 +463,11 @@ class GainAKT3Exp(nn.Module):
         ``related`` ([..., K], the record on related skills, :meth:`related_record`), by two more;
         with ``recent_ability`` also with ``recent`` ([...], :meth:`recent_record`), by two more;
         with ``skill_forgetting`` also with ``forgetting`` ([..., K], :func:`practice_gap`, <= 0: a
-        longer gap lowers p), by two more.
-        Mastery alone still decides "mastered": none of these changes where p crosses its midpoint
-        between g and 1 - s.
+        longer gap lowers p), by two more. With ``ability_in=logit`` the two student-level terms,
+        ``ability`` and ``recent``, instead add w * value to the logit of p (one weight each): they
+        move the whole curve, so a student in poor form can be predicted wrong at any mastery.
+        Mastery alone still decides "mastered" and p stays monotone in it: the guess/slip terms leave
+        p crossing its midpoint between g and 1 - s at theta; the logit terms slide that curve up or down.
         """
         valid = skills >= 0
         m = aggregate_skills(skill_mastery, valid, self.aggregate)
@@ -453,8 +475,13 @@ class GainAKT3Exp(nn.Module):
             return threshold_logit(m, self.mastery_threshold, self.temperature)
         ids = skills.clamp_min(0)
         guess_raw, slip_raw = self.guess_raw[ids], self.slip_raw[ids]
+        shift: torch.Tensor | float = 0.0  # the student-level terms' move of the logit (ability_in=logit)
         for weight, evidence in ((self.ability_weight, ability), (self.recent_ability_weight, recent)):
-            if weight is not None and evidence is not None:  # one value per step, for each of its skills
+            if weight is None or evidence is None:
+                continue
+            if self.ability_in == "logit":
+                shift = shift + weight[0] * evidence
+            else:  # one value per step, for each of its skills
                 guess_raw = guess_raw + weight[0] * evidence[..., None]
                 slip_raw = slip_raw - weight[1] * evidence[..., None]
         for weight, evidence in ((self.skill_ability_weight, skill_ability), (self.skill_recency_weight, skill_recency),
@@ -464,7 +491,7 @@ class GainAKT3Exp(nn.Module):
                 slip_raw = slip_raw - weight[1] * evidence
         guess = aggregate_skills(self.guess_max * torch.sigmoid(guess_raw), valid, "mean").clamp_min(1e-12)
         slip = aggregate_skills(self.slip_max * torch.sigmoid(slip_raw), valid, "mean").clamp_min(1e-12)
-        return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log())
+        return guess_slip_logit(m, self.mastery_threshold, self.temperature, guess.log(), slip.log()) + shift
 
     @property
     def gamma(self) -> torch.Tensor | None:

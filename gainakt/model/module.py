@@ -36,7 +36,7 @@ ADDED_ARCHITECTURE = {
     "learn_offset": False, "learn_temperature": False, "recency_enc1": "none", "recency_enc2": "none",
     "retriever": False, "skill_readout": False, "history_enc1": False, "recurrent_enc1": 0,
     "response_ability": False, "skill_ability": False, "skill_recency": False, "related_skills": 0,
-    "recent_ability": 0.0, "skill_forgetting": False,
+    "recent_ability": 0.0, "skill_forgetting": False, "ability_in": "guess_slip",
 }  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from gainakt.data.datamodule import Batch, KTDataModule
 from gainakt.model.accumulation import skill_multi_hot
-from gainakt.model.gainakt3exp import RECORD_WEIGHTS, GainAKT3Exp, ModelOutput
+from gainakt.model.gainakt3exp import GainAKT3Exp, ModelOutput
 from gainakt.model.learning_curve import aggregate_skills
 from gainakt.verification.baselines import SkillRateTable
 
@@ -165,10 +165,9 @@ def parameters(net: GainAKT3Exp) -> dict[str, Any]:
         "guess": None if guess is None else guess.detach().cpu().tolist(),
         "slip": None if slip is None else slip.detach().cpu().tolist(),
         "expected": None if net.expected is None else net.expected.detach().cpu().tolist(),
-        **{name: None if getattr(net, name) is None else dict(zip(("guess", "slip"), getattr(net, name).detach().tolist()))
-           for name in RECORD_WEIGHTS},
+        **net.record_weights(),
         "options": {"gains": net.gains, "accumulate": net.accumulate, "aggregate": net.aggregate,
-                    "im_target": net.im_target, "response": net.response},  # fmt: skip
+                    "im_target": net.im_target, "response": net.response, "ability_in": net.ability_in},  # fmt: skip
     }
 
 

@@ -66,7 +66,7 @@ def response_model(rows: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]
         if values is not None:
             values = np.asarray(values, dtype=np.float64)
             out[name] = {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
-    for name in RECORD_WEIGHTS:  # how far each piece of the record moves the guess and slip
+    for name in RECORD_WEIGHTS:  # how far each piece of the record moves the guess and slip (or the logit)
         if params.get(name) is not None:
             out[name] = params[name]
     splits = sorted(rows["split"].unique())
@@ -106,8 +106,11 @@ def _response_lines(model: dict[str, Any]) -> list[str]:
         if name in model:
             what, unit = _RECORD_TERMS[name]
             w = model[name]
-            lines.append(f"{what}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by "
-                         f"{_fmt(w['slip'])} per {unit}.")
+            if "logit" in w:  # ability_in=logit
+                lines.append(f"{what}: raises the logit of p by {_fmt(w['logit'])} per {unit}.")
+            else:
+                lines.append(f"{what}: raises the guess logit by {_fmt(w['guess'])} and lowers the slip logit by "
+                             f"{_fmt(w['slip'])} per {unit}.")
     enc1 = model.get("share_predicted_wrong_enc1", {})
     lines += ["", "| split | steps with mastery < theta | steps with p < 0.5 | encoder 1: steps with p < 0.5 |",
               "|---|---|---|---|"]  # fmt: skip
