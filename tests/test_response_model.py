@@ -142,7 +142,7 @@ def test_theta_is_never_stuck_at_a_bound():
 @pytest.mark.parametrize(("which", "ability_in"), [
     *((which, where) for which in ("ability", "recent") for where in CHOICES["ability_in"]),
     *((which, "guess_slip") for which in ("skill_ability", "skill_recency", "related", "forgetting"))])
-def test_ability_raises_the_guess_and_lowers_the_slip(which, ability_in):
+def test_each_record_term_raises_p_as_it_rises(which, ability_in):
     """Each piece of the student's record (overall, on the skill, the skill's last answer, on
     related skills, recent answers beyond expectation, the practice gap's -log(1 + steps since))
     raises p below and above the threshold as it rises (the guess and 1 - slip, or the logit of p
