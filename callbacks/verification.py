@@ -21,7 +21,8 @@ from gainakt.verification.checks import Thresholds
 from gainakt.verification.trajectories import concatenate, length_ordered_loader, parameters, to_frame
 from gainakt.verification.writers import verify
 
-MODEL_OPTIONS = ("gains", "gains_head", "gains_init", "attention_bias", "accumulate", "aggregate", "im_target")
+MODEL_OPTIONS = ("gains", "gains_head", "gains_init", "attention_bias", "accumulate", "aggregate", "im_target",
+                 "mastery_weight")
 SPLITS = ("val", "test")  # the splits whose trajectories are written; the checks read the test rows
 
 

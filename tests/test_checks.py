@@ -223,6 +223,10 @@ def test_decision_tree(std, override):
 
 def test_decision_tree_notes():
     assert "not yet a success" in decision(0.2, 0.1, {})["advice"]
+    assert "mastery_weight" not in decision(0.2, 0.1, {"response": "threshold"})["advice"]
+    assert "a larger model.mastery_weight (this run: 0.1)" in decision(0.2, 0.1, {"response": "guess_slip",
+                                                                                   "mastery_weight": 0.1})["advice"]
+    assert "mastery_weight" not in decision(0.2, 0.5, {"response": "guess_slip"})["advice"]  # a success
     assert "already uses" in decision(0.07, 0.1, {"gains_init": "small"})["advice"]
     assert decision(None, None, {})["override"] is None
 

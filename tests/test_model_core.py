@@ -357,6 +357,58 @@ def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_al
     assert smooth.losses["val_waviness"].update_count == 0
 
 
+def test_mastery_weight_asks_mastery_alone_to_explain_the_answers():
+    """model.mastery_weight adds weight x w_im x the BCE of the prediction from mastery alone (the
+    per-skill guess and slip, no record term) to the training loss; it trains encoder 2 only, and
+    neither validation nor a frozen encoder 2 computes it."""
+    skills, responses, mask = _batch()
+    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
+    asked, _ = _configured_module("model.mastery_weight=0.5", "model.dropout=0")
+    plain, _ = _configured_module("model.mastery_weight=0", "model.dropout=0")
+    plain.load_state_dict(asked.state_dict())
+    for module in (asked, plain):
+        module.set_loss_weights(1.0, 2.0)
+        module.zero_grad()
+    total, out = asked._step(batch, "train")
+    plain_total, _ = plain._step(batch, "train")
+
+    net = asked.net
+    target, scored = responses[:, 1:], mask[:, 1:]
+    nxt = skills[:, 1:]
+    ep = net.effective_practice(out.gain, out.gains_all, skills, torch.cat([nxt, torch.full_like(skills[:, :1], -1)], 1),
+                                inclusive=True)[:, :-1]  # fmt: skip
+    alone = net.response_logit(net.skill_mastery(ep, nxt, batch["student"]), nxt)
+    assert torch.allclose(out.mastery_logit, alone)
+    assert not torch.allclose(out.mastery_logit, out.enc2_logit)  # the record terms are left out
+    mastery = masked_bce(alone, target, scored)
+    assert total.item() == pytest.approx(plain_total.item() + 0.5 * 2.0 * mastery.item(), rel=1e-5)
+    assert asked.losses["train_mastery"].compute().item() == pytest.approx(mastery.item(), rel=1e-5)
+    total.backward()
+    plain_total.backward()
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.grad is b.grad is None or torch.equal(a.grad, b.grad)
+
+    assert all(same(a, b) for a, b in zip(asked.net.encoder1_parameters(), plain.net.encoder1_parameters()))
+    assert not all(same(a, b) for a, b in zip(asked.net.encoder2_parameters(), plain.net.encoder2_parameters()))
+    asked.set_loss_weights(1.0, 0.0)  # encoder 2 frozen: no mastery term
+    assert asked.loss_weights["mastery"] == 0.0
+    asked.set_loss_weights(1.0, 1.0)
+    asked._step(batch, "val")
+    assert asked.losses["val_mastery"].update_count == 0
+    asked.eval()
+    assert asked(batch).mastery_logit is None
+
+
+def test_mastery_weight_needs_the_guess_slip_response():
+    cfg = compose_config("config", ["model.response=threshold", "model.mastery_weight=0.3", "model.response_ability=false",
+                                    "model.skill_ability=false", "model.skill_recency=false", "model.recent_ability=0",
+                                    "model.skill_forgetting=false"])  # fmt: skip
+    with pytest.raises(ConfigError, match="model.mastery_weight=0.3 adds a loss on encoder 2's prediction from mastery "
+                                          "alone, which model.response=threshold already is: add model.mastery_weight=0"):
+        check_values(cfg)
+
+
 def test_waviness_needs_the_per_skill_readout():
     cfg = compose_config("config", ["model.skill_readout=false", "model.waviness_weight=0.1"])
     with pytest.raises(ConfigError, match="model.waviness_weight=0.1 smooths encoder 1's per-skill read-out, which "

@@ -107,6 +107,7 @@ class ModelOutput:
     gain: torch.Tensor  # [B, L, K] gain applied at t to each practised skill of q_t
     gains_all: torch.Tensor | None  # [B, L, C] every skill's gain, when asked for
     waviness: torch.Tensor | None = None  # [B, L-2] encoder 1's readout_waviness between states t and t+1 (training, with the read-out)
+    mastery_logit: torch.Tensor | None = None  # [B, L-1] encoder 2's logit from mastery alone, no record term (training, guess_slip)
 
 
 class GainAKT3Exp(nn.Module):
@@ -608,8 +609,9 @@ class GainAKT3Exp(nn.Module):
         related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
         recent = None if self.expected_raw is None else self.recent_record(skills, responses)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related, recent, forgetting)
+        mastery_logit = self.response_logit(m, nxt) if self.training and self.response == "guess_slip" else None
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all,
-                           waviness=waviness)
+                           waviness=waviness, mastery_logit=mastery_logit)
 
     @torch.no_grad()
     def mastery_all_skills(

@@ -24,7 +24,7 @@ from gainakt.verification.trajectories import BatchReadings, scored_rows
 
 ENCODERS = ("enc1", "enc2")
 SPLITS = ("train", "val", "test")
-LOSS_TERMS = ("bce", "im", "var", "waviness")
+LOSS_TERMS = ("bce", "im", "var", "waviness", "mastery")
 LR_GROUPS = ("gains", "curve")  # the model's groups with their own learning-rate multiplier
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 PER_ENCODER_MONITOR = "val/per_encoder_auc"  # the mean of each encoder's best validation AUC so far
@@ -58,6 +58,11 @@ class GainAKTModule(L.LightningModule):
         waviness_weight: weight of encoder 1's waviness loss (DKT+), relative to its BCE, so it
             trains while encoder 1 does: :func:`readout_waviness` between consecutive states, which
             needs the read-out (``skill_readout``); 0 turns it off.
+        mastery_weight: weight, relative to encoder 2's (w_im), of a second encoder-2 loss on its
+            prediction from mastery alone (:attr:`ModelOutput.mastery_logit`: the per-skill guess
+            and slip around theta, none of the record terms). The record terms can explain the
+            answers mastery does not; this asks mastery itself to explain them, so the gains carry
+            more of each answer's news. Needs ``response=guess_slip``; 0 turns it off.
         teacher_share: share of encoder 2's training target that is encoder 1's prediction of the
             same answer (detached): (1 - share) * r + share * p_enc1. Used while encoder 1 trains
             (w_bce != 0), so a frozen, untrained encoder 1 never teaches; 0: the answers alone.
@@ -95,6 +100,7 @@ class GainAKTModule(L.LightningModule):
         clip_per_encoder: bool = False,
         teacher_share: float = 0.0,
         waviness_weight: float = 0.0,
+        mastery_weight: float = 0.0,
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -119,7 +125,12 @@ class GainAKTModule(L.LightningModule):
             raise ValueError(f"waviness_weight={waviness_weight} smooths the per-skill read-out, which "
                              "skill_readout=False leaves out")
         self.waviness_weight = waviness_weight
-        self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight, "waviness": waviness_weight}
+        if mastery_weight and architecture.get("response") != "guess_slip":
+            raise ValueError(f"mastery_weight={mastery_weight} needs response='guess_slip': the threshold "
+                             "response already predicts from mastery alone")
+        self.mastery_weight = mastery_weight
+        self.loss_weights = {"bce": 1.0, "im": 1.0, "var": variance_weight, "waviness": waviness_weight,
+                             "mastery": mastery_weight}
         self.last_loss_terms: dict[str, torch.Tensor] = {}
         self._applied: tuple[int, float, float] | None = None  # last (epoch, w_bce, w_im), checkpointed
         self.best_val_auc: dict[str, torch.Tensor] = {}  # per encoder, the best validation AUC so far, checkpointed
@@ -146,7 +157,8 @@ class GainAKTModule(L.LightningModule):
         Frozen parameters get no gradient, so the optimiser neither steps nor decays them: with
         weight decay a merely zero-weighted encoder would otherwise shrink toward zero.
         """
-        self.loss_weights.update(bce=float(bce), im=float(im), waviness=float(bce) * self.waviness_weight)
+        self.loss_weights.update(bce=float(bce), im=float(im), waviness=float(bce) * self.waviness_weight,
+                                 mastery=float(im) * self.mastery_weight)
         for p in self.net.encoder1_parameters():
             p.requires_grad_(bce != 0.0)
         train_enc2 = im != 0.0 or self.loss_weights["var"] != 0.0
@@ -242,6 +254,9 @@ class GainAKTModule(L.LightningModule):
         if split == "train" and self.loss_weights["waviness"] != 0.0:
             assert out.waviness is not None
             terms["waviness"] = masked_mean(out.waviness, batch["mask"][:, 1:-1])  # steps t and t+1 both real
+        if split == "train" and self.loss_weights["mastery"] != 0.0:
+            assert out.mastery_logit is not None
+            terms["mastery"] = masked_bce(out.mastery_logit, im_target, scored)
         if need_var:
             assert out.gains_all is not None
             terms["var"] = gain_variance_loss(out.gains_all, batch["mask"])

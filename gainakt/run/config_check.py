@@ -96,6 +96,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.temperature": _number(0.0, low_open=True),
     "model.variance_weight": _number(0.0),
     "model.waviness_weight": _number(0.0),
+    "model.mastery_weight": _number(0.0),
     "model.guess_init": _number(0.0, 0.5, low_open=True),
     "model.slip_init": _number(0.0, 0.5, low_open=True),
     "model.guess_max": _number(0.0, 0.5, low_open=True, high_open=False),
@@ -142,6 +143,10 @@ def check_values(cfg: DictConfig) -> None:
     if waviness and OmegaConf.select(cfg, "model.skill_readout") is False:
         raise ConfigError(f"model.waviness_weight={waviness} smooths encoder 1's per-skill read-out, which "
                           "model.skill_readout=false leaves out: add model.waviness_weight=0")
+    mastery = OmegaConf.select(cfg, "model.mastery_weight")
+    if mastery and OmegaConf.select(cfg, "model.response") == "threshold":
+        raise ConfigError(f"model.mastery_weight={mastery} adds a loss on encoder 2's prediction from mastery alone, "
+                          "which model.response=threshold already is: add model.mastery_weight=0")
     for name in ("guess", "slip"):
         init, top = OmegaConf.select(cfg, f"model.{name}_init"), OmegaConf.select(cfg, f"model.{name}_max")
         if init is not None and top is not None and init >= top:

@@ -45,6 +45,10 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
     if override is None and (mastery_corr is None or mastery_corr <= MASTERY_TARGET):
         shown = "not computable" if mastery_corr is None else f"{mastery_corr:.3f}"
         notes.append(f"but the mastery correlation ({shown}) is not above {MASTERY_TARGET}: not yet a success")
+        if model_options.get("response") == "guess_slip":
+            weight = model_options.get("mastery_weight") or 0
+            notes.append(f"a larger model.mastery_weight (this run: {weight}) asks mastery itself to explain the answers "
+                         "(README, \"Mastery that explains the answers\")")
     if override is not None:
         key, value = override.split("=")
         if str(model_options.get(key.removeprefix("model."))) == value:
