@@ -224,6 +224,7 @@ def test_decision_tree(std, override):
 def test_decision_tree_notes():
     assert "not yet a success" in decision(0.2, 0.1, {})["advice"]
     assert "mastery_weight" not in decision(0.2, 0.1, {"response": "threshold"})["advice"]
+    assert "model.mastery_weight=0.1 asks mastery" in decision(0.2, 0.1, {"response": "guess_slip"})["advice"]
     assert "a larger model.mastery_weight (this run: 0.1)" in decision(0.2, 0.1, {"response": "guess_slip",
                                                                                    "mastery_weight": 0.1})["advice"]
     assert "mastery_weight" not in decision(0.2, 0.5, {"response": "guess_slip"})["advice"]  # a success

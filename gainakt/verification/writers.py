@@ -47,8 +47,10 @@ def decision(gain_std: float | None, mastery_corr: float | None, model_options: 
         notes.append(f"but the mastery correlation ({shown}) is not above {MASTERY_TARGET}: not yet a success")
         if model_options.get("response") == "guess_slip":
             weight = model_options.get("mastery_weight") or 0
-            notes.append(f"a larger model.mastery_weight (this run: {weight}) asks mastery itself to explain the answers "
-                         "(README, \"Mastery that explains the answers\")")
+            hint = ("model.mastery_weight=0.1 asks mastery itself to explain the answers, at the same AUC on real data"
+                    if not weight else f"a larger model.mastery_weight (this run: {weight}) moves more of the answers' news "
+                    "into mastery, at some AUC")  # fmt: skip
+            notes.append(hint + ' (README, "Mastery that explains the answers")')
     if override is not None:
         key, value = override.split("=")
         if str(model_options.get(key.removeprefix("model."))) == value:
