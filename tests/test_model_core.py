@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pytest
 import torch
@@ -284,17 +285,28 @@ def _im_loss(module, batch, split: str, bce: float):
     return module.losses[f"{split}_im"].compute(), out
 
 
+def _module_pair(option: str, value: float):
+    """(with, without, batch): the same module with ``model.<option>=value`` and with it at 0, and a batch."""
+    skills, responses, mask = _batch()
+    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
+    on, _ = _configured_module(f"model.{option}={value}", "model.dropout=0")
+    off, _ = _configured_module(f"model.{option}=0", "model.dropout=0")
+    off.load_state_dict(on.state_dict())
+    return on, off, batch
+
+
+def _same_grads(a: Iterable[torch.nn.Parameter], b: Iterable[torch.nn.Parameter]) -> bool:
+    """Whether two modules' matching parameters got the same gradients (or none on both)."""
+    return all(x.grad is y.grad is None or torch.equal(x.grad, y.grad) for x, y in zip(a, b))
+
+
 @pytest.mark.parametrize("share", [0.5, 1.0])
 def test_teacher_share_trains_encoder2_on_encoder1s_prediction_and_leaves_encoder1_alone(share):
     """model.teacher_share: encoder 2's training loss is against (1 - a) r + a p_enc1 while encoder 1
     trains; against the answers when encoder 1 is frozen and on validation; encoder 1's gradients are
     those without a teacher."""
-    skills, responses, mask = _batch()
-    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
-    taught, _ = _configured_module(f"model.teacher_share={share}", "model.dropout=0")
-    plain, _ = _configured_module("model.teacher_share=0", "model.dropout=0")
-    plain.load_state_dict(taught.state_dict())
-    target, scored = responses[:, 1:], mask[:, 1:]
+    taught, plain, batch = _module_pair("teacher_share", share)
+    target, scored = batch["responses"][:, 1:], batch["mask"][:, 1:]
 
     im, out = _im_loss(taught, batch, "train", bce=1.0)
     expected = masked_bce(out.enc2_logit, (1 - share) * target + share * torch.sigmoid(out.enc1_logit), scored)
@@ -326,11 +338,8 @@ def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_al
     """model.waviness_weight adds weight x the waviness over real step pairs to the training loss,
     scaled by encoder 1's weight (off while encoder 1 is frozen, and on validation); encoder 2's
     gradients are those without it."""
-    skills, responses, mask = _batch()
-    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
-    smooth, _ = _configured_module("model.waviness_weight=0.5", "model.dropout=0")
-    plain, _ = _configured_module("model.waviness_weight=0", "model.dropout=0")
-    plain.load_state_dict(smooth.state_dict())
+    smooth, plain, batch = _module_pair("waviness_weight", 0.5)
+    skills, mask = batch["skills"], batch["mask"]
     torch.nn.init.normal_(smooth.net.skill_output.weight)  # zero-initialised output vectors: no waviness yet
     plain.net.skill_output.weight.data.copy_(smooth.net.skill_output.weight)
     for module in (smooth, plain):
@@ -344,12 +353,8 @@ def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_al
     assert smooth.losses["train_waviness"].compute().item() == pytest.approx(waviness.item(), rel=1e-5)
     total.backward()
     plain_total.backward()
-
-    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
-        return a.grad is b.grad is None or torch.equal(a.grad, b.grad)
-
-    assert all(same(a, b) for a, b in zip(smooth.net.encoder2_parameters(), plain.net.encoder2_parameters()))
-    assert not all(same(a, b) for a, b in zip(smooth.net.encoder1_parameters(), plain.net.encoder1_parameters()))
+    assert _same_grads(smooth.net.encoder2_parameters(), plain.net.encoder2_parameters())
+    assert not _same_grads(smooth.net.encoder1_parameters(), plain.net.encoder1_parameters())
     smooth.set_loss_weights(0.0, 1.0)  # encoder 1 frozen: no waviness term
     assert smooth.loss_weights["waviness"] == 0.0
     smooth.set_loss_weights(1.0, 1.0)
@@ -361,11 +366,8 @@ def test_mastery_weight_asks_mastery_alone_to_explain_the_answers():
     """model.mastery_weight adds weight x w_im x the BCE of the prediction from mastery alone (the
     per-skill guess and slip, no record term) to the training loss; it trains encoder 2 only, and
     neither validation nor a frozen encoder 2 computes it."""
-    skills, responses, mask = _batch()
-    batch = {"skills": skills, "responses": responses, "student": torch.full((3,), -1), "mask": mask}
-    asked, _ = _configured_module("model.mastery_weight=0.5", "model.dropout=0")
-    plain, _ = _configured_module("model.mastery_weight=0", "model.dropout=0")
-    plain.load_state_dict(asked.state_dict())
+    asked, plain, batch = _module_pair("mastery_weight", 0.5)
+    skills, responses, mask = batch["skills"], batch["responses"], batch["mask"]
     for module in (asked, plain):
         module.set_loss_weights(1.0, 2.0)
         module.zero_grad()
@@ -385,12 +387,8 @@ def test_mastery_weight_asks_mastery_alone_to_explain_the_answers():
     assert asked.losses["train_mastery"].compute().item() == pytest.approx(mastery.item(), rel=1e-5)
     total.backward()
     plain_total.backward()
-
-    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
-        return a.grad is b.grad is None or torch.equal(a.grad, b.grad)
-
-    assert all(same(a, b) for a, b in zip(asked.net.encoder1_parameters(), plain.net.encoder1_parameters()))
-    assert not all(same(a, b) for a, b in zip(asked.net.encoder2_parameters(), plain.net.encoder2_parameters()))
+    assert _same_grads(asked.net.encoder1_parameters(), plain.net.encoder1_parameters())
+    assert not _same_grads(asked.net.encoder2_parameters(), plain.net.encoder2_parameters())
     asked.set_loss_weights(1.0, 0.0)  # encoder 2 frozen: no mastery term
     assert asked.loss_weights["mastery"] == 0.0
     asked.set_loss_weights(1.0, 1.0)
