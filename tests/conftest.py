@@ -80,7 +80,11 @@ def make_datamodule(**options: object) -> KTDataModule:
     return KTDataModule(**{**data, "synthetic": synthetic, **options})
 
 
-MONITORS = ("gain_monitor", "monotonicity", "throughput", "finite_loss", "rng_state")  # callbacks that write no files
+# callbacks that write no files
+MONITORS = ("gain_monitor", "monotonicity", "throughput", "finite_loss", "rng_state", "weight_average")
+# real data's student-level terms on the logit (conf/epochs/real.yaml) with the mastery loss option: the training
+# paths the synthetic demo's defaults leave out
+REAL_DATA_OPTIONS = ("model.ability_in=logit", "model.mastery_weight=0.1")
 
 
 def data_and_model(cfg: DictConfig, seed: int = 0) -> tuple[KTDataModule, Any]:

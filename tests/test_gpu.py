@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from gainakt.model.cuda_graphs import GraphedNetwork
 from gainakt.train import train
 
-from .conftest import MONITORS, data_and_model, make_net, run_config
+from .conftest import MONITORS, REAL_DATA_OPTIONS, data_and_model, make_net, run_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
@@ -31,8 +31,9 @@ class _NoSyncInSteps(L.Callback):
         torch.cuda.set_sync_debug_mode(0)
 
 
-def test_gpu_training_steps_never_wait_for_the_host(tiny_config):
-    cfg = tiny_config("trainer=gpu", "data.pad_multiple=8", "data.batch_tokens=200")
+@pytest.mark.parametrize("options", [(), REAL_DATA_OPTIONS], ids=["demo", "real_data_options"])
+def test_gpu_training_steps_never_wait_for_the_host(tiny_config, options):
+    cfg = tiny_config("trainer=gpu", "data.pad_multiple=8", "data.batch_tokens=200", *options)
     datamodule, model = data_and_model(cfg)
     callbacks = [instantiate(cfg.callbacks[n]) for n in MONITORS] + [_NoSyncInSteps()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False, enable_checkpointing=False,
@@ -91,7 +92,8 @@ def _fit_on_gpu(cfg):
     return model, {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
-def test_cuda_graphs_train_as_the_eager_network():
+@pytest.mark.parametrize("options", [(), REAL_DATA_OPTIONS], ids=["demo", "real_data_options"])
+def test_cuda_graphs_train_as_the_eager_network(options):
     """Through Lightning, without dropout and in float32, a run trained through captured graphs
     reports the eager run's losses and metrics; the inverse-warmup schedule changes the trainable
     set at epoch 1, so the second epoch trains through fresh captures."""
@@ -99,7 +101,7 @@ def test_cuda_graphs_train_as_the_eager_network():
     for graphs in (False, True):
         cfg = run_config(None, ["trainer=gpu", "trainer.precision=32-true", "data.pad_multiple=8", "model.dropout=0",
                                 "schedule=inverse_warmup", "schedule.phase1_epochs=1", "trainer.max_epochs=2",
-                                f"model.cuda_graphs={graphs}"])  # fmt: skip
+                                f"model.cuda_graphs={graphs}", *options])  # fmt: skip
         model, results[graphs] = _fit_on_gpu(cfg)
         if graphs:
             trainable_sets = {key[3] for key in model.graphed.graphs}

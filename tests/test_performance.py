@@ -20,7 +20,7 @@ from gainakt.model.metrics import MaskedAccuracy, MaskedAUROC, WeightedMean
 from gainakt.tools.host_sync import HostSyncMonitor
 from gainakt.run.config import build_model, compose_config
 from gainakt.tools.tensor_memory import TensorMemoryTracker
-from tests.conftest import MONITORS, data_and_model, make_net
+from tests.conftest import MONITORS, REAL_DATA_OPTIONS, data_and_model, make_net
 
 
 BATCHING = {
@@ -87,12 +87,13 @@ class _ReadsBack(L.Callback):
         self.calls += 1
 
 
-@pytest.mark.parametrize("planted", [False, True])
-def test_training_and_validation_steps_do_not_wait_for_the_host(tiny_config, planted):
+@pytest.mark.parametrize(("planted", "options"), [(False, ()), (True, ()), (False, REAL_DATA_OPTIONS)],
+                         ids=["demo", "planted", "real_data_options"])  # fmt: skip
+def test_training_and_validation_steps_do_not_wait_for_the_host(tiny_config, planted, options):
     """Every operator of the training and validation batches (forward, losses, metrics, backward,
-    optimiser, monitoring callbacks) is checked: none may make a GPU wait for the host. The planted
-    read-back shows the monitor would see one."""
-    cfg = tiny_config("trainer.max_epochs=2", "data.pad_multiple=8", "data.batch_tokens=200")
+    optimiser, monitoring callbacks, the weight average) is checked: none may make a GPU wait for
+    the host. The planted read-back shows the monitor would see one."""
+    cfg = tiny_config("trainer.max_epochs=2", "data.pad_multiple=8", "data.batch_tokens=200", *options)
     datamodule, model = data_and_model(cfg)
     monitor = HostSyncMonitor()
     reads_back = _ReadsBack()
