@@ -60,6 +60,7 @@ def make_net(num_skills: int, num_students: int = 0, **options: object) -> GainA
     architecture = {k: v for k, v in model.items() if k not in ("_target_", "variance_weight", "compile", "cudnn_attention",
                                                                    "cuda_graphs", "clip_per_encoder", "teacher_share",
                                                                    "waviness_weight", "mastery_weight")}
+    architecture["mastery_output"] = bool(model["mastery_weight"])  # as GainAKTModule sets it
     return GainAKT3Exp(num_skills=num_skills, num_students=num_students, **{**architecture, **options})
 
 

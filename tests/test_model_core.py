@@ -365,14 +365,15 @@ def test_waviness_weight_smooths_encoder1_while_it_trains_and_leaves_encoder2_al
 def test_mastery_weight_asks_mastery_alone_to_explain_the_answers():
     """model.mastery_weight adds weight x w_im x the BCE of the prediction from mastery alone (the
     per-skill guess and slip, no record term) to the training loss; it trains encoder 2 only, and
-    neither validation nor a frozen encoder 2 computes it."""
+    neither validation nor a frozen encoder 2 computes it; without it training never computes it."""
     asked, plain, batch = _module_pair("mastery_weight", 0.5)
     skills, responses, mask = batch["skills"], batch["responses"], batch["mask"]
     for module in (asked, plain):
         module.set_loss_weights(1.0, 2.0)
         module.zero_grad()
     total, out = asked._step(batch, "train")
-    plain_total, _ = plain._step(batch, "train")
+    plain_total, plain_out = plain._step(batch, "train")
+    assert plain_out.mastery_logit is None  # no loss reads it: not computed
 
     net = asked.net
     target, scored = responses[:, 1:], mask[:, 1:]

@@ -107,13 +107,15 @@ class ModelOutput:
     gain: torch.Tensor  # [B, L, K] gain applied at t to each practised skill of q_t
     gains_all: torch.Tensor | None  # [B, L, C] every skill's gain, when asked for
     waviness: torch.Tensor | None = None  # [B, L-2] encoder 1's readout_waviness between states t and t+1 (training, with the read-out)
-    mastery_logit: torch.Tensor | None = None  # [B, L-1] encoder 2's logit from mastery alone, no record term (training, guess_slip)
+    mastery_logit: torch.Tensor | None = None  # [B, L-1] encoder 2's logit from mastery alone, no record term (training, mastery_output)
 
 
 class GainAKT3Exp(nn.Module):
     """Dual-encoder knowledge-tracing model; see SPEC.md "Model" for the maths.
 
     Every option is a required keyword: its default lives in ``conf/model/gainakt.yaml`` only.
+    ``mastery_output`` is the module's (``mastery_weight != 0``): training also returns
+    :attr:`ModelOutput.mastery_logit`, the prediction from mastery alone, only when a loss reads it.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class GainAKT3Exp(nn.Module):
         skill_forgetting: bool,
         history_enc1: bool,
         recurrent_enc1: int,
+        mastery_output: bool,
     ) -> None:
         super().__init__()
         settings = dict(gains=gains, gains_head=gains_head, gains_init=gains_init, attention_bias=attention_bias,
@@ -192,6 +195,7 @@ class GainAKT3Exp(nn.Module):
         self.aggregate = aggregate
         self.response = response
         self.ability_in = ability_in
+        self.mastery_output = mastery_output
 
         enc = dict(num_skills=num_skills, d_model=d_model, n_heads=n_heads, n_blocks=n_blocks, d_ff=d_ff,
                    dropout=dropout, max_len=max_len)  # fmt: skip
@@ -609,7 +613,7 @@ class GainAKT3Exp(nn.Module):
         related = None if self.related_to is None else self.related_record(skills, responses, next_targets)[:, :-1]
         recent = None if self.expected_raw is None else self.recent_record(skills, responses)[:, :-1]
         enc2_logit = self.response_logit(m, nxt, ability, skill_ability, skill_recency, related, recent, forgetting)
-        mastery_logit = self.response_logit(m, nxt) if self.training and self.response == "guess_slip" else None
+        mastery_logit = self.response_logit(m, nxt) if self.training and self.mastery_output else None
         return ModelOutput(enc1_logit=enc1_logit, enc2_logit=enc2_logit, gain=gain, gains_all=gains_all,
                            waviness=waviness, mastery_logit=mastery_logit)
 

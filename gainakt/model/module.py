@@ -109,7 +109,8 @@ class GainAKTModule(L.LightningModule):
         unknown = set(lr_mults) ^ set(LR_GROUPS)
         if unknown:
             raise ConfigError(f"lr_mults: expected exactly the groups {', '.join(LR_GROUPS)}; got {sorted(lr_mults)}")
-        self.net = GainAKT3Exp(num_skills=num_skills, num_students=num_students, **architecture)
+        self.net = GainAKT3Exp(num_skills=num_skills, num_students=num_students, mastery_output=bool(mastery_weight),
+                               **architecture)  # fmt: skip
         self.schedule = schedule
         self.optimizer_factory = optimizer
         self.compile_options = dict(compile) if compile is not None else None
